@@ -1,0 +1,1 @@
+"""Core of dl-techniques-losses: registry, serialization, backend helpers, checks."""
