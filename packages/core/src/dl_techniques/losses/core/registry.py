@@ -323,12 +323,13 @@ def install_keras_resolvers():
     import keras
 
     registered = keras.saving.get_custom_objects()
+    for key in [key for key, obj in registered.items() if isinstance(obj, _DeferredKerasObject)]:
+        del registered[key]
     index = _current()
     for found in index.all_entries:
         if index.winners[found.name] is found:
             key = found.keras_name
         else:
             key = f"{KERAS_PACKAGE}>{found.qualified_name}"
-        current = registered.get(key)
-        if current is None or isinstance(current, _DeferredKerasObject):
+        if key not in registered:
             registered[key] = _DeferredKerasObject(found)

@@ -1,0 +1,81 @@
+"""Huber loss for robust regression and point forecasting."""
+
+import keras
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.forecasting import _shapes
+
+
+@register_serializable
+class HuberLoss(keras.losses.Loss):
+    """Huber loss: quadratic for small errors, linear for large ones.
+
+    With ``e = y_pred - y_true`` each element contributes
+
+    ```
+    huber(e) = 0.5 * e**2                   if |e| <= delta
+               delta * (|e| - 0.5 * delta)  otherwise
+    ```
+
+    and the loss of a sample is the mean over all its non-batch axes, so
+    ``call`` returns one value per sample. Reduced over the batch, the value
+    equals ``keras.losses.Huber(delta)``; unlike Keras 3.15's class,
+    ``get_config`` keeps ``delta``.
+
+    `y_true` and `y_pred` share one shape ``(B, ...)``; a trailing axis of
+    length 1 on either side is dropped, as in Keras' losses.
+
+    Reference:
+        Huber, P. J. (1964). Robust Estimation of a Location Parameter.
+        The Annals of Mathematical Statistics, 35(1), 73-101.
+
+    Args:
+        delta: Positive float, the error size where the loss turns from
+            quadratic to linear. Defaults to 1.0.
+        reduction: Keras reduction of the per-sample values. Defaults to
+            ``"sum_over_batch_size"``.
+        name: Name of the loss instance. Defaults to ``"huber_loss"``.
+        dtype: Dtype of the loss computations; float16 and bfloat16 inputs
+            are computed in float32. Defaults to ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = HuberLoss(delta=1.0)
+    loss([[0.0, 1.0]], [[0.5, 3.0]])  # (0.125 + 1.5) / 2 = 0.8125
+    ```
+    """
+
+    def __init__(
+        self,
+        delta=1.0,
+        reduction="sum_over_batch_size",
+        name="huber_loss",
+        dtype=None,
+    ):
+        if not _shapes.is_real_number(delta) or delta <= 0:
+            raise ValueError(
+                f"HuberLoss: `delta` must be a finite number > 0; got delta={delta!r}."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.delta = float(delta)
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = _shapes.as_float_pair(y_true, y_pred)
+        y_true, y_pred = _shapes.squeeze_trailing_unit_axis(y_true, y_pred)
+        _shapes.check_min_rank("HuberLoss", "y_pred", y_pred, 1, "(batch, ...)")
+        _shapes.check_same_shape("HuberLoss", y_true, y_pred)
+
+        abs_error = keras.ops.abs(y_pred - y_true)
+        delta = keras.ops.cast(self.delta, y_pred.dtype)
+        quadratic = 0.5 * keras.ops.square(abs_error)
+        linear = delta * (abs_error - 0.5 * delta)
+        per_element = keras.ops.where(abs_error <= delta, quadratic, linear)
+        return _shapes.mean_over_non_batch_axes(per_element)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "delta": self.delta,
+        }
