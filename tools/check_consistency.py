@@ -107,10 +107,15 @@ class Package:
         return dict(self.project.get("entry-points", {}).get(group, {}))
 
     def all_entry_points(self):
-        return {
+        """Every entry-point group, console scripts included, as installers write them."""
+        groups = {
             group: dict(entries)
             for group, entries in self.project.get("entry-points", {}).items()
         }
+        for table, group in (("scripts", "console_scripts"), ("gui-scripts", "gui_scripts")):
+            if self.project.get(table):
+                groups[group] = dict(self.project[table])
+        return groups
 
     def requirements(self, extra=None):
         if extra is None:
@@ -352,7 +357,9 @@ def check_wheels(wheels, packages):
         packages: The packages the wheels were built from.
     """
     problems = []
-    by_file_prefix = {f"{normalize(package.name)}-{package.version}-": package for package in packages}
+    by_file_prefix = {
+        f"{normalize(package.name)}-{package.version}-": package for package in packages
+    }
     seen = set()
     for wheel in wheels:
         wheel = pathlib.Path(wheel)

@@ -4,7 +4,6 @@ import math
 import numbers
 
 import keras
-
 from dl_techniques.losses.core.numerics import as_float, upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -24,8 +23,9 @@ class AcmeLogCoshLoss(keras.losses.Loss):
     threshold ``s``, twice differentiable everywhere. The loss of a sample is
     the mean of ``l`` over its non-batch axes, so ``call`` returns one value
     per sample and Keras' ``sample_weight`` and reductions apply per sample.
-    ``log(cosh(x))`` is computed as ``|x| + softplus(-2|x|) - log(2)``, which
-    cannot overflow.
+    ``log(cosh(x))`` is computed as ``log1p(2 * sinh(x / 2)**2)`` for
+    ``|x| < 1``, which keeps full precision for tiny errors, and as
+    ``|x| + softplus(-2|x|) - log(2)`` above, which cannot overflow.
 
     Reference:
         Chen, P., Chen, G., & Zhang, S. (2019). Log Hyperbolic Cosine Loss
@@ -74,8 +74,7 @@ class AcmeLogCoshLoss(keras.losses.Loss):
 
         scale = keras.ops.cast(self.scale, y_pred.dtype)
         scaled_error = keras.ops.abs(y_pred - y_true) / scale
-        log_cosh = scaled_error + keras.ops.softplus(-2.0 * scaled_error) - math.log(2.0)
-        per_element = keras.ops.square(scale) * log_cosh
+        per_element = keras.ops.square(scale) * _log_cosh(scaled_error)
         rank = len(per_element.shape)
         if rank == 1:
             return per_element
@@ -92,10 +91,20 @@ class AcmeLogCoshLoss(keras.losses.Loss):
 def _check_shapes(y_true, y_pred):
     true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
     compatible = len(true_shape) == len(pred_shape) and all(
-        a is None or b is None or a == b for a, b in zip(true_shape, pred_shape)
+        a is None or b is None or a == b for a, b in zip(true_shape, pred_shape, strict=True)
     )
     if len(pred_shape) < 1 or not compatible:
         raise ValueError(
             "AcmeLogCoshLoss: `y_true` and `y_pred` must have the same shape "
             f"(batch, ...); got y_true shape {true_shape} and y_pred shape {pred_shape}."
         )
+
+
+def _log_cosh(abs_x):
+    # Each branch is evaluated on inputs where it is finite, so the branch
+    # that `where` discards contributes a zero gradient rather than NaN.
+    small_x = keras.ops.minimum(abs_x, 1.0)
+    near_zero = keras.ops.log1p(2.0 * keras.ops.square(keras.ops.sinh(0.5 * small_x)))
+    large_x = keras.ops.maximum(abs_x, 1.0)
+    far_from_zero = large_x + keras.ops.softplus(-2.0 * large_x) - math.log(2.0)
+    return keras.ops.where(abs_x < 1.0, near_zero, far_from_zero)

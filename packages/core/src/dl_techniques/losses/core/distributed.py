@@ -23,17 +23,20 @@ cross-replica sum (resp. mean) of the upstream gradients, so together they
 differentiate the sum of the per-replica losses. Keras under ``tf.distribute``
 divides a mean-reduced loss by the replica count and sums the variable
 gradients over replicas; DDP averages them. Both therefore optimise the mean
-over replicas of the per-replica loss values. A loss matches the single
-device when that mean equals the single-device value, which holds when
-``call`` returns one value per *local* sample (shape ``(local_batch,)``),
-taking batch statistics from ``all_mean`` and other samples from
-``all_gather``: the local means of equal slices average to the global mean,
-and ``sample_weight`` keeps working. Do not return a scalar under
-``tf.distribute``: Keras skips its replica scaling for scalar loss values,
-which would multiply the gradients by the replica count. Slices must have
-equal shapes on every replica (``torch.distributed`` requires it, and
-``all_mean`` of per-replica means is the global mean only then).
+over replicas of the per-replica loss values, which equals the single-device
+loss when ``call`` returns one value per *local* sample (shape
+``(local_batch,)``), with batch statistics taken from ``all_mean`` and other
+samples reached through ``all_gather``: the local means of equal slices
+average to the global mean, and ``sample_weight`` keeps working. Under
+``tf.distribute`` do not return a scalar or use ``reduction="sum"``: Keras
+skips its replica scaling for those, which multiplies the gradients by the
+replica count. Slices must have equal shapes on every replica
+(``torch.distributed`` requires it, and ``all_mean`` of per-replica means is
+the global mean only then).
 """
+
+import contextlib
+import warnings
 
 import keras
 
@@ -95,8 +98,7 @@ def all_gather(x, axis=0):
     rank = len(x.shape)
     if not -rank <= axis < rank:
         raise ValueError(
-            f"all_gather: axis={axis} is out of range for x with shape "
-            f"{tuple(x.shape)}."
+            f"all_gather: axis={axis} is out of range for x with shape {tuple(x.shape)}."
         )
     axis = axis % rank
     backend = keras.backend.backend()
@@ -109,7 +111,9 @@ def all_gather(x, axis=0):
         import torch
         from torch.distributed.nn import functional as distributed_functional
 
-        return torch.cat(distributed_functional.all_gather(x), dim=axis)
+        with _torch_collective_deprecation_silenced():
+            slices = distributed_functional.all_gather(x)
+        return torch.cat(slices, dim=axis)
     return x
 
 
@@ -150,9 +154,8 @@ def all_mean(x):
             import torch.distributed as torch_distributed
             from torch.distributed.nn import functional as distributed_functional
 
-            total = distributed_functional.all_reduce(
-                x, op=torch_distributed.ReduceOp.SUM
-            )
+            with _torch_collective_deprecation_silenced():
+                total = distributed_functional.all_reduce(x, op=torch_distributed.ReduceOp.SUM)
             return total / world_size
     return x
 
@@ -174,3 +177,17 @@ def _torch_world_size():
     if torch_distributed.is_available() and torch_distributed.is_initialized():
         return torch_distributed.get_world_size()
     return 1
+
+
+@contextlib.contextmanager
+def _torch_collective_deprecation_silenced():
+    # Recent torch marks these differentiable collectives deprecated in favour
+    # of a private module; they remain the public ones that carry gradients,
+    # and a warning on every loss call would only be noise.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"torch\.distributed\.nn\.functional\.",
+            category=FutureWarning,
+        )
+        yield

@@ -71,8 +71,7 @@ def input_gradient(fn, inputs):
     if backend == "torch":
         return _torch_input_gradient(fn, inputs)
     raise ValueError(
-        f"input_gradient: backend {backend!r} is not supported; "
-        "use tensorflow, jax or torch."
+        f"input_gradient: backend {backend!r} is not supported; use tensorflow, jax or torch."
     )
 
 
@@ -88,27 +87,25 @@ def _check_floating(tensor, what):
 def _tensorflow_input_gradient(fn, inputs):
     import tensorflow as tf
 
-    inputs = tf.convert_to_tensor(inputs)
+    inputs = keras.ops.convert_to_tensor(inputs)
     _check_floating(inputs, "inputs")
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        outputs = tf.convert_to_tensor(fn(inputs))
+        outputs = keras.ops.convert_to_tensor(fn(inputs))
         _check_floating(outputs, "the output of fn")
         total = tf.reduce_sum(outputs)
-    return tape.gradient(
-        total, inputs, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
+    return tape.gradient(total, inputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
 def _jax_input_gradient(fn, inputs):
     import jax
     import jax.numpy as jnp
 
-    inputs = jnp.asarray(inputs)
+    inputs = keras.ops.convert_to_tensor(inputs)
     _check_floating(inputs, "inputs")
 
     def summed(values):
-        outputs = jnp.asarray(fn(values))
+        outputs = keras.ops.convert_to_tensor(fn(values))
         _check_floating(outputs, "the output of fn")
         return jnp.sum(outputs)
 

@@ -5,6 +5,8 @@ import keras
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _shapes
 
+_SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
+
 
 @register_serializable
 class SMAPELoss(keras.losses.Loss):
@@ -67,22 +69,16 @@ class SMAPELoss(keras.losses.Loss):
         _shapes.check_min_rank("SMAPELoss", "y_pred", y_pred, 1, "(batch, ...)")
         _shapes.check_same_shape("SMAPELoss", y_true, y_pred)
 
-        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred)
-        # A safe denominator in the branch not taken keeps 0/0 out of both the
-        # value and the gradient.
-        nonzero = denominator > 0
-        safe_denominator = keras.ops.where(
-            nonzero, denominator, keras.ops.ones_like(denominator)
+        # The smallest normal float makes the denominator safe: it is absorbed
+        # by rounding into any denominator above 2**-102 (float32), and where
+        # y = yhat = 0 it turns 0/0 into 0 with a finite gradient.
+        smallest_normal = _SMALLEST_NORMAL.get(
+            keras.backend.standardize_dtype(y_pred.dtype), _SMALLEST_NORMAL["float32"]
         )
-        ratio = keras.ops.where(
-            nonzero,
-            2.0 * keras.ops.abs(y_true - y_pred) / safe_denominator,
-            keras.ops.zeros_like(denominator),
-        )
-        per_sample = _shapes.mean_over_non_batch_axes(ratio)
-        if self.percentage:
-            per_sample = 100.0 * per_sample
-        return per_sample
+        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred) + smallest_normal
+        ratio = keras.ops.abs(y_true - y_pred) / denominator
+        factor = 200.0 if self.percentage else 2.0
+        return factor * _shapes.mean_over_non_batch_axes(ratio)
 
     def get_config(self):
         return {

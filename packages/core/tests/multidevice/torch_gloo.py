@@ -1,0 +1,131 @@
+"""The distributed helpers under torch.distributed with two gloo processes.
+
+Each process holds half of the batch. The parent first does the same work
+alone, with no process group, for comparison. Prints one JSON object on the
+last line of stdout; test_distributed.py checks it.
+"""
+
+import json
+import os
+import socket
+import tempfile
+
+os.environ["KERAS_BACKEND"] = "torch"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.distributed as torch_distributed  # noqa: E402
+import torch.multiprocessing as torch_multiprocessing  # noqa: E402
+from common import (  # noqa: E402
+    LEARNING_RATE,
+    STEPS,
+    as_lists,
+    centred_contrastive_loss,
+    contrastive_sum,
+    problem,
+)
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+
+from dl_techniques.losses.core.distributed import (  # noqa: E402
+    all_gather,
+    all_mean,
+    replica_count,
+)
+
+WORLD_SIZE = 2
+
+
+def _slice(array, rank, world_size, axis=0):
+    return torch.from_numpy(np.split(array, world_size, axis=axis)[rank].copy())
+
+
+def collectives(arrays, rank, world_size):
+    rows = _slice(arrays["batch"], rank, world_size)
+    column_block = _slice(arrays["columns"], rank, world_size, axis=1)
+    return {
+        "replicas": replica_count(),
+        "gathered": all_gather(rows).tolist(),
+        "gathered_columns": all_gather(column_block, axis=-1).tolist(),
+        "mean": all_mean(rows).tolist(),
+        "mean_of_scalar": all_mean(rows.sum()).item(),
+    }
+
+
+def gather_gradient(arrays, rank, world_size):
+    rows = _slice(arrays["batch"], rank, world_size).requires_grad_(True)
+    contrastive_sum(rows).backward()
+    return rows.grad.tolist()
+
+
+def train(arrays, rank, world_size):
+    """SGD steps of a Keras model on its slice, wrapped in DDP when distributed."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.set_weights([arrays["kernel"], arrays["bias"]])
+    module = DistributedDataParallel(model) if world_size > 1 else model
+    optimizer = torch.optim.SGD(module.parameters(), lr=LEARNING_RATE)
+    x = _slice(arrays["x"], rank, world_size)
+    y = _slice(arrays["y"], rank, world_size)
+    losses = []
+    for _ in range(STEPS):
+        loss = torch.mean(centred_contrastive_loss(y, module(x)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(all_mean(loss.detach()).item())
+    return {"loss": losses, "weights": [weight.tolist() for weight in model.get_weights()]}
+
+
+def run_all(arrays, rank, world_size):
+    return {
+        "collectives": collectives(arrays, rank, world_size),
+        "gradient": gather_gradient(arrays, rank, world_size),
+        "fit": train(arrays, rank, world_size),
+    }
+
+
+def _worker(rank, port, out_dir):
+    torch.set_num_threads(1)
+    torch_distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE
+    )
+    try:
+        result = run_all(problem(WORLD_SIZE), rank, WORLD_SIZE)
+    finally:
+        torch_distributed.destroy_process_group()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
+        json.dump(result, handle)
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main():
+    torch.set_num_threads(1)
+    arrays = problem(WORLD_SIZE)
+    single = run_all(arrays, rank=0, world_size=1)
+    with tempfile.TemporaryDirectory() as out_dir:
+        torch_multiprocessing.spawn(
+            _worker, args=(_free_port(), out_dir), nprocs=WORLD_SIZE, join=True
+        )
+        ranks = []
+        for rank in range(WORLD_SIZE):
+            with open(os.path.join(out_dir, f"rank{rank}.json")) as handle:
+                ranks.append(json.load(handle))
+    print(
+        json.dumps(
+            {
+                "world_size": WORLD_SIZE,
+                "problem": as_lists(arrays),
+                "single": single,
+                "ranks": ranks,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
