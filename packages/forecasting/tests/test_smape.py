@@ -72,6 +72,20 @@ def test_zero_over_zero_is_zero_with_finite_gradient():
     np.testing.assert_array_equal(gradient[0, :2], 0.0)
 
 
+def test_tiny_values_keep_exact_value_and_finite_gradient():
+    # 2 * 2e-10 / 4e-10 = 1 exactly, however small the scale; at 1e-30 the
+    # gradient ~ 1 / denominator must still be finite.
+    loss = SMAPELoss(reduction=None)
+    np.testing.assert_allclose(as_numpy(loss([[1e-10]], [[3e-10]])), [1.0], rtol=1e-6)
+    y_true = keras.ops.convert_to_tensor([[1e-30, 0.0]])
+    gradient = as_numpy(
+        input_gradient(
+            lambda values: loss(y_true, values), keras.ops.convert_to_tensor([[0.0, 1e-30]])
+        )
+    )
+    assert np.all(np.isfinite(gradient))
+
+
 def test_gradient_matches_the_formula_away_from_zero():
     # d/dyhat 2 (yhat - y) / (y + yhat) for y, yhat > 0, yhat > y:
     # 4 y / (y + yhat)^2 = 4 / 9 at y = 1, yhat = 2; mean over 2 elements halves it

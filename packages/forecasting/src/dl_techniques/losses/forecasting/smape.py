@@ -5,7 +5,11 @@ import keras
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _shapes
 
-_SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
+# Added to the denominator |y| + |yhat|. Rounding absorbs it into any
+# denominator of 2**-35 or more (float32; 2**-446 for float64), so the value
+# is exact there; it keeps 0/0 at 0 and, its square being a normal float, keeps
+# the gradient finite however small the denominator.
+_DENOMINATOR_OFFSET = {"float32": 2.0**-60, "float64": 2.0**-500}
 
 
 @register_serializable
@@ -21,7 +25,9 @@ class SMAPELoss(keras.losses.Loss):
     and the loss of a sample is the mean over all its non-batch axes. The
     range is [0, 2], the ``neuralforecast`` convention; ``percentage=True``
     multiplies by 100 for the M4 competition's [0, 200] scale. The 0/0 case
-    gives 0 with a finite (zero) gradient.
+    gives 0 with a finite (zero) gradient: the denominator carries an offset
+    of 2**-60 (float32) that rounding absorbs into every denominator of
+    2**-35 or more, so values are exact unless ``|y| + |yhat| < 3e-11``.
 
     `y_true` and `y_pred` share one shape ``(B, ...)``; a trailing axis of
     length 1 on either side is dropped, as in Keras' losses.
@@ -69,13 +75,10 @@ class SMAPELoss(keras.losses.Loss):
         _shapes.check_min_rank("SMAPELoss", "y_pred", y_pred, 1, "(batch, ...)")
         _shapes.check_same_shape("SMAPELoss", y_true, y_pred)
 
-        # The smallest normal float makes the denominator safe: it is absorbed
-        # by rounding into any denominator above 2**-102 (float32), and where
-        # y = yhat = 0 it turns 0/0 into 0 with a finite gradient.
-        smallest_normal = _SMALLEST_NORMAL.get(
-            keras.backend.standardize_dtype(y_pred.dtype), _SMALLEST_NORMAL["float32"]
+        offset = _DENOMINATOR_OFFSET.get(
+            keras.backend.standardize_dtype(y_pred.dtype), _DENOMINATOR_OFFSET["float32"]
         )
-        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred) + smallest_normal
+        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred) + offset
         ratio = keras.ops.abs(y_true - y_pred) / denominator
         factor = 200.0 if self.percentage else 2.0
         return factor * _shapes.mean_over_non_batch_axes(ratio)
