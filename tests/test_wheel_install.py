@@ -148,7 +148,13 @@ def _link_host_distributions(site_packages, link_dir, roots):
         if name in linked or name in present:
             continue
         linked.add(name)
-        distribution = importlib.metadata.distribution(name)
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            pytest.fail(
+                f"Keras' numpy backend needs {name}, which is not installed in the "
+                f"test environment ({sys.executable})"
+            )
         for text in distribution.requires or []:
             requirement = Requirement(text)
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):

@@ -64,11 +64,7 @@ def inline_mase(seasonality):
 
 
 def inline_smape(y_true, y_pred):
-    ratio = (
-        2.0
-        * keras.ops.abs(y_true - y_pred)
-        / (keras.ops.abs(y_true) + keras.ops.abs(y_pred))
-    )
+    ratio = 2.0 * keras.ops.abs(y_true - y_pred) / (keras.ops.abs(y_true) + keras.ops.abs(y_pred))
     return keras.ops.mean(ratio, axis=1)
 
 
@@ -173,10 +169,22 @@ def main():
 
     comparisons = [
         ("HuberLoss", HuberLoss(), "keras.losses.Huber", keras.losses.Huber(), target, forecast),
-        ("MQLoss", MQLoss(quantiles=QUANTILES), "inline pinball", FunctionLoss(inline_pinball),
-         target, quantile_forecast),
-        ("MASELoss", MASELoss(seasonality=arguments.seasonality), "inline MASE",
-         FunctionLoss(inline_mase(arguments.seasonality)), history_and_target, forecast),
+        (
+            "MQLoss",
+            MQLoss(quantiles=QUANTILES),
+            "inline pinball",
+            FunctionLoss(inline_pinball),
+            target,
+            quantile_forecast,
+        ),
+        (
+            "MASELoss",
+            MASELoss(seasonality=arguments.seasonality),
+            "inline MASE",
+            FunctionLoss(inline_mase(arguments.seasonality)),
+            history_and_target,
+            forecast,
+        ),
         ("SMAPELoss", SMAPELoss(), "inline sMAPE", FunctionLoss(inline_smape), target, forecast),
     ]
     pairs = []

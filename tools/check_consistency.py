@@ -19,7 +19,8 @@ It exits non-zero with one line per problem unless:
   catalog's names of that family, and each entry lives in its family's module;
 - no wheel but core's contains ``dl_techniques/losses/__init__.py``, none
   contains ``dl_techniques/__init__.py``, the meta wheel holds only metadata,
-  and each wheel's entry points are those of its pyproject.toml;
+  the template's wheel nothing under ``dl_techniques/``, and each wheel's
+  entry points are those of its pyproject.toml;
 - the installed metadata of each package declares the pyproject's entry points
   (an editable install made before an entry was added is stale);
 - every entry of group ``dl_techniques.losses`` imports to an object whose
@@ -387,6 +388,13 @@ def check_wheels(wheels, packages):
                 f"{wheel.name}: contains dl_techniques/losses/__init__.py; only core may ship "
                 "it (installing this wheel would overwrite core's)"
             )
+        if package.role == "template":
+            inside = [name for name in files if name.startswith("dl_techniques/")]
+            if inside:
+                problems.append(
+                    f"{wheel.name}: a third-party plugin keeps its code in its own top-level "
+                    f"package; found {inside}"
+                )
         if package.role == "meta":
             payload = [name for name in files if ".dist-info/" not in name]
             if payload:

@@ -27,7 +27,13 @@ BACKEND_REQUIREMENTS = {
     # The CPU build; an unpinned torch resolves to a multi-GB CUDA build.
     "torch": ["torch==2.13.0"],
 }
-TEST_REQUIREMENTS = ["pytest>=8", "hypothesis>=6.100", "hatchling>=1.26", "hatch>=1.16"]
+TEST_REQUIREMENTS = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "hatchling>=1.26",
+    "hatch>=1.16",
+    "tomli>=2; python_version < \"3.11\"",
+]
 DEMO_BACKEND = "jax"
 
 

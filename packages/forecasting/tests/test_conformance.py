@@ -14,9 +14,7 @@ class TestForecastingConformance(LossConformanceTests):
 
 
 def test_conformance_cases_cover_every_public_loss():
-    assert sorted(case.loss_class.__name__ for case in conformance_cases()) == sorted(
-        PUBLIC_NAMES
-    )
+    assert sorted(case.loss_class.__name__ for case in conformance_cases()) == sorted(PUBLIC_NAMES)
 
 
 def test_entry_points_resolve_to_the_family_classes():

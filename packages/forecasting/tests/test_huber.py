@@ -12,9 +12,7 @@ def huber_reference(y_true, y_pred, delta):
     """Per-sample Huber loss from the formula, in float64."""
     error = np.asarray(y_pred, "float64") - np.asarray(y_true, "float64")
     abs_error = np.abs(error)
-    per_element = np.where(
-        abs_error <= delta, 0.5 * error**2, delta * (abs_error - 0.5 * delta)
-    )
+    per_element = np.where(abs_error <= delta, 0.5 * error**2, delta * (abs_error - 0.5 * delta))
     return per_element.reshape(per_element.shape[0], -1).mean(axis=1)
 
 

@@ -82,9 +82,7 @@ def test_dict_and_concatenated_forms_agree(series):
     from_dict = as_numpy(loss({"target": target, "insample": insample}, forecast))
     from_tensor = as_numpy(loss(np.concatenate([insample, target], axis=1), forecast))
     np.testing.assert_allclose(from_tensor, from_dict, rtol=1e-6)
-    np.testing.assert_allclose(
-        from_dict, mase_reference(target, insample, forecast, 2), rtol=1e-5
-    )
+    np.testing.assert_allclose(from_dict, mase_reference(target, insample, forecast, 2), rtol=1e-5)
 
 
 def test_multivariate_has_one_scale_per_series_and_sample():
@@ -111,9 +109,7 @@ def test_zero_scale_series_contributes_zero_with_finite_gradient():
     y_true = {"target": target, "insample": insample}
     np.testing.assert_allclose(as_numpy(loss(y_true, forecast)), [0.3], rtol=1e-6)
     gradient = as_numpy(
-        input_gradient(
-            lambda y_pred: loss(y_true, y_pred), keras.ops.convert_to_tensor(forecast)
-        )
+        input_gradient(lambda y_pred: loss(y_true, y_pred), keras.ops.convert_to_tensor(forecast))
     )
     assert np.all(np.isfinite(gradient))
     np.testing.assert_array_equal(gradient[..., 0], 0.0)
@@ -158,9 +154,7 @@ def test_unchanged_when_target_history_and_forecast_scale_together(
     loss = MASELoss(seasonality=seasonality, reduction=None)
     base = as_numpy(loss({"target": target, "insample": insample}, forecast))
     scaled = as_numpy(
-        loss(
-            {"target": target * factor, "insample": insample * factor}, forecast * factor
-        )
+        loss({"target": target * factor, "insample": insample * factor}, forecast * factor)
     )
     np.testing.assert_allclose(scaled, base, rtol=1e-4)
 

@@ -10,7 +10,6 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.forecasting import MQLoss
 
-
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
 # float32 numbers, which XLA on CPU does not flush to zero as it does subnormals.
 NORMAL_FLOAT32 = st.one_of(
@@ -110,18 +109,14 @@ def test_config_stores_quantiles_exactly_as_given():
 @settings(max_examples=25, deadline=None)
 @given(
     data=hnp.arrays("float32", shape=(4, 3, 5), elements=NORMAL_FLOAT32),
-    quantiles=st.lists(
-        st.floats(0.01, 0.99), min_size=1, max_size=4, unique=True
-    ),
+    quantiles=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=4, unique=True),
 )
 def test_nonnegative_for_any_quantiles(data, quantiles):
     y_true = data[0]
     y_pred = np.stack([data[1 + index % 3] for index in range(len(quantiles))], axis=-1)
     value = as_numpy(MQLoss(quantiles=quantiles, reduction=None)(y_true, y_pred))
     assert np.all(value >= 0.0)
-    np.testing.assert_allclose(
-        value, mq_reference(y_true, y_pred, quantiles), rtol=1e-4, atol=1e-3
-    )
+    np.testing.assert_allclose(value, mq_reference(y_true, y_pred, quantiles), rtol=1e-4, atol=1e-3)
 
 
 @settings(max_examples=25, deadline=None)

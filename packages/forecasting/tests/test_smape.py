@@ -8,7 +8,6 @@ from hypothesis.extra import numpy as hnp
 from dl_techniques.losses.core.gradients import input_gradient
 from dl_techniques.losses.forecasting import SMAPELoss
 
-
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
 # float32 numbers, which XLA on CPU does not flush to zero as it does subnormals.
 NORMAL_FLOAT32 = st.one_of(
@@ -62,28 +61,28 @@ def test_matches_numpy_reference_per_sample(shape):
     )
 
 
-def test_zero_over_zero_is_zero_with_finite_gradient():
+def test_zero_over_zero_is_zero_with_bounded_gradient():
     y_true = keras.ops.convert_to_tensor([[0.0, 0.0, 1.0]])
     y_pred = keras.ops.convert_to_tensor([[0.0, 0.0, 1.0]])
     loss = SMAPELoss(reduction=None)
     np.testing.assert_array_equal(as_numpy(loss(y_true, y_pred)), [0.0])
     gradient = as_numpy(input_gradient(lambda values: loss(y_true, values), y_pred))
     assert np.all(np.isfinite(gradient))
-    np.testing.assert_array_equal(gradient[0, :2], 0.0)
+    # |y - yhat| has slope 0 (tensorflow, torch) or +-1 (jax) at 0; over a
+    # denominator of 1 and a mean over 3 elements the gradient is at most 2 / 3.
+    assert np.all(np.abs(gradient[0, :2]) <= 2.0 / 3.0 + 1e-6)
 
 
-def test_tiny_values_keep_exact_value_and_finite_gradient():
-    # 2 * 2e-10 / 4e-10 = 1 exactly, however small the scale; at 1e-30 the
-    # gradient ~ 1 / denominator must still be finite.
+def test_tiny_values_keep_exact_value_and_bounded_gradient():
+    # 2 * 2e-10 / 4e-10 = 1 exactly, far below any usual data scale.
     loss = SMAPELoss(reduction=None)
     np.testing.assert_allclose(as_numpy(loss([[1e-10]], [[3e-10]])), [1.0], rtol=1e-6)
+    # Denominators of 1e-30 fall under the 2**-60 floor: they count as 0.
     y_true = keras.ops.convert_to_tensor([[1e-30, 0.0]])
-    gradient = as_numpy(
-        input_gradient(
-            lambda values: loss(y_true, values), keras.ops.convert_to_tensor([[0.0, 1e-30]])
-        )
-    )
-    assert np.all(np.isfinite(gradient))
+    y_pred = keras.ops.convert_to_tensor([[0.0, 1e-30]])
+    np.testing.assert_allclose(as_numpy(loss(y_true, y_pred)), [0.0], atol=1e-29)
+    gradient = as_numpy(input_gradient(lambda values: loss(y_true, values), y_pred))
+    assert np.all(np.isfinite(gradient)) and np.all(np.abs(gradient) <= 1.0 + 1e-6)
 
 
 def test_gradient_matches_the_formula_away_from_zero():

@@ -20,7 +20,7 @@ class AcmeLogCoshLoss(keras.losses.Loss):
 
     which behaves like ``e**2 / 2`` for ``|e| << s`` and like
     ``s * |e| - s**2 * log(2)`` for ``|e| >> s``: a smooth Huber loss with
-    threshold ``s``, twice differentiable everywhere. The loss of a sample is
+    threshold ``s``, smooth everywhere. The loss of a sample is
     the mean of ``l`` over its non-batch axes, so ``call`` returns one value
     per sample and Keras' ``sample_weight`` and reductions apply per sample.
     ``log(cosh(x))`` is computed as ``log1p(2 * sinh(x / 2)**2)`` for

@@ -23,7 +23,7 @@ def static_shape(tensor):
 def shapes_match(first, second):
     """Whether two static shapes can be equal, treating ``None`` as a wildcard."""
     return len(first) == len(second) and all(
-        a is None or b is None or a == b for a, b in zip(first, second)
+        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
     )
 
 
@@ -44,8 +44,7 @@ def check_min_rank(loss_name, argument, tensor, min_rank, layout):
     """Raises ``ValueError`` when ``tensor`` has fewer than ``min_rank`` axes."""
     if len(tensor.shape) < min_rank:
         raise ValueError(
-            f"{loss_name}: `{argument}` must have shape {layout}; "
-            f"got shape {static_shape(tensor)}."
+            f"{loss_name}: `{argument}` must have shape {layout}; got shape {static_shape(tensor)}."
         )
 
 
@@ -70,8 +69,4 @@ def mean_over_non_batch_axes(values):
 
 def is_real_number(value):
     """Whether ``value`` is a finite real number (booleans excluded)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -78,8 +78,7 @@ class MASELoss(keras.losses.Loss):
             or seasonality < 1
         ):
             raise ValueError(
-                "MASELoss: `seasonality` must be an integer >= 1; "
-                f"got seasonality={seasonality!r}."
+                f"MASELoss: `seasonality` must be an integer >= 1; got seasonality={seasonality!r}."
             )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.seasonality = int(seasonality)
@@ -92,18 +91,16 @@ class MASELoss(keras.losses.Loss):
             insample[:, self.seasonality :] - insample[:, : -self.seasonality]
         )
         scale = keras.ops.mean(naive_error, axis=1)
-        # Divide by a safe scale and select 0 afterwards, so that the branch
-        # not taken is finite too and the gradient stays finite at scale 0.
+        # Double where: the inverse of a zero scale is taken of a safe 1 and
+        # then replaced by 0, so the branch not taken stays finite and the
+        # series contributes 0 with a finite (zero) gradient.
         has_scale = scale > 0
         safe_scale = keras.ops.where(has_scale, scale, keras.ops.ones_like(scale))
-        scaled_error = keras.ops.where(
-            has_scale, forecast_error / safe_scale, keras.ops.zeros_like(scale)
-        )
-        return _shapes.mean_over_non_batch_axes(scaled_error)
+        inverse_scale = keras.ops.where(has_scale, 1.0 / safe_scale, keras.ops.zeros_like(scale))
+        return _shapes.mean_over_non_batch_axes(forecast_error * inverse_scale)
 
     def _split(self, y_true, y_pred):
         """Returns ``(target, insample, y_pred)`` after checking their shapes."""
-        y_pred = keras.ops.convert_to_tensor(y_pred)
         layout = "(batch, horizon[, series])"
         if isinstance(y_true, dict):
             if set(y_true) != set(_DICT_KEYS):
@@ -140,9 +137,6 @@ class MASELoss(keras.losses.Loss):
                     "matching y_pred's batch and series axes; got y_true shape "
                     f"{true_shape} and y_pred shape {pred_shape}."
                 )
-            horizon = pred_shape[1]
-            if horizon is None:
-                horizon = keras.ops.shape(y_pred)[1]
             if true_shape[1] is not None and pred_shape[1] is not None:
                 if true_shape[1] <= pred_shape[1]:
                     raise ValueError(
@@ -151,7 +145,9 @@ class MASELoss(keras.losses.Loss):
                         f"so be longer than {pred_shape[1]}; got y_true shape "
                         f"{true_shape} and y_pred shape {pred_shape}."
                     )
-            insample_length = keras.ops.shape(y_true)[1] - horizon
+                insample_length = true_shape[1] - pred_shape[1]
+            else:
+                insample_length = keras.ops.shape(y_true)[1] - keras.ops.shape(y_pred)[1]
             insample = y_true[:, :insample_length]
             target = y_true[:, insample_length:]
 

@@ -74,8 +74,7 @@ class MQLoss(keras.losses.Loss):
         if _shapes.shapes_match(true_shape, pred_shape[:-1]):
             y_true = keras.ops.expand_dims(y_true, axis=-1)
         elif not (
-            _shapes.shapes_match(true_shape, pred_shape[:-1] + (1,))
-            and true_shape[-1] in (None, 1)
+            _shapes.shapes_match(true_shape, pred_shape[:-1] + (1,)) and true_shape[-1] in (None, 1)
         ):
             raise ValueError(
                 "MQLoss: `y_true` must have the shape of y_pred without its "
@@ -117,7 +116,6 @@ def _validated_quantiles(quantiles):
     if len(set(values)) != len(values):
         repeated = sorted({value for value in values if values.count(value) > 1})
         raise ValueError(
-            f"MQLoss: `quantiles` must be distinct; {repeated} repeated in "
-            f"quantiles={values!r}."
+            f"MQLoss: `quantiles` must be distinct; {repeated} repeated in quantiles={values!r}."
         )
     return values

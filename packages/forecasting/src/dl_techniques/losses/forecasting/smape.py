@@ -5,11 +5,11 @@ import keras
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _shapes
 
-# Added to the denominator |y| + |yhat|. Rounding absorbs it into any
-# denominator of 2**-35 or more (float32; 2**-446 for float64), so the value
-# is exact there; it keeps 0/0 at 0 and, its square being a normal float, keeps
-# the gradient finite however small the denominator.
-_DENOMINATOR_OFFSET = {"float32": 2.0**-60, "float64": 2.0**-500}
+# Denominators at or below this floor (0/0 included) are raised by 1. Such an
+# element then contributes |y - yhat| <= 2**-60, i.e. 0 to float32 precision,
+# and its gradient is bounded; an offset added to every denominator instead
+# would leave jax, whose |x| has slope 1 at 0, a gradient near 1 / offset.
+_DENOMINATOR_FLOOR = 2.0**-60
 
 
 @register_serializable
@@ -25,9 +25,9 @@ class SMAPELoss(keras.losses.Loss):
     and the loss of a sample is the mean over all its non-batch axes. The
     range is [0, 2], the ``neuralforecast`` convention; ``percentage=True``
     multiplies by 100 for the M4 competition's [0, 200] scale. The 0/0 case
-    gives 0 with a finite (zero) gradient: the denominator carries an offset
-    of 2**-60 (float32) that rounding absorbs into every denominator of
-    2**-35 or more, so values are exact unless ``|y| + |yhat| < 3e-11``.
+    gives 0 with a bounded gradient: a denominator ``|y| + |yhat|`` at or
+    below 2**-60 (about 1e-18) is raised by 1, so such an element counts as 0
+    and every larger denominator is used exactly.
 
     `y_true` and `y_pred` share one shape ``(B, ...)``; a trailing axis of
     length 1 on either side is dropped, as in Keras' losses.
@@ -75,11 +75,9 @@ class SMAPELoss(keras.losses.Loss):
         _shapes.check_min_rank("SMAPELoss", "y_pred", y_pred, 1, "(batch, ...)")
         _shapes.check_same_shape("SMAPELoss", y_true, y_pred)
 
-        offset = _DENOMINATOR_OFFSET.get(
-            keras.backend.standardize_dtype(y_pred.dtype), _DENOMINATOR_OFFSET["float32"]
-        )
-        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred) + offset
-        ratio = keras.ops.abs(y_true - y_pred) / denominator
+        denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred)
+        vanishing = keras.ops.cast(denominator <= _DENOMINATOR_FLOOR, denominator.dtype)
+        ratio = keras.ops.abs(y_true - y_pred) / (denominator + vanishing)
         factor = 200.0 if self.percentage else 2.0
         return factor * _shapes.mean_over_non_batch_axes(ratio)
 
