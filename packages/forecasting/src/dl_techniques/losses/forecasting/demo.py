@@ -7,16 +7,12 @@ median forecast next to the MASE of the seasonal naive forecast (repeat the
 last season), both scaled by the in-sample seasonal naive error.
 """
 
-import logging
-
 import keras
 import numpy as np
 
 from dl_techniques.losses.core.demo import DemoRow
 from dl_techniques.losses.forecasting.mase import MASELoss
 from dl_techniques.losses.forecasting.mq_loss import MQLoss
-
-logger = logging.getLogger(__name__)
 
 DEMO_NAME = "forecasting: MQLoss"
 PLOT_FILE = "forecasting_mqloss.png"

@@ -73,9 +73,7 @@ class MQLoss(keras.losses.Loss):
         true_shape = _shapes.static_shape(y_true)
         if _shapes.shapes_match(true_shape, pred_shape[:-1]):
             y_true = keras.ops.expand_dims(y_true, axis=-1)
-        elif not (
-            _shapes.shapes_match(true_shape, pred_shape[:-1] + (1,)) and true_shape[-1] in (None, 1)
-        ):
+        elif not _shapes.shapes_match(true_shape, pred_shape[:-1] + (1,)):
             raise ValueError(
                 "MQLoss: `y_true` must have the shape of y_pred without its "
                 "quantile axis, or with a trailing 1 instead of it; got y_true "
