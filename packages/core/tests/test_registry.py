@@ -43,6 +43,30 @@ def make_distribution(root, distribution, entries, modules):
         (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
+def install_alpha(root, extra_entries=None):
+    """Installs fake-alpha with AlphaLoss (and extra entries) and re-reads the registry."""
+    entries = {"AlphaLoss": "fake_alpha:AlphaLoss", **(extra_entries or {})}
+    make_distribution(
+        root,
+        "fake-alpha",
+        entries,
+        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
+    )
+    registry.refresh()
+
+
+def install_two_shared_losses(root):
+    """Installs fake-zeta and fake-beta, both declaring SharedLoss."""
+    for distribution in ("fake-zeta", "fake-beta"):
+        module = distribution.replace("-", "_")
+        make_distribution(
+            root,
+            distribution,
+            {"SharedLoss": f"{module}:SharedLoss"},
+            {module: PLAIN_LOSS_MODULE.format(name="SharedLoss", snake=module)},
+        )
+
+
 @pytest.fixture
 def plugin_root(tmp_path, monkeypatch):
     """A folder on sys.path for fake distributions; the registry is re-read."""
@@ -55,13 +79,7 @@ def plugin_root(tmp_path, monkeypatch):
 
 
 def test_listing_names_imports_no_plugin_module(plugin_root):
-    make_distribution(
-        plugin_root,
-        "fake-alpha",
-        {"AlphaLoss": "fake_alpha:AlphaLoss"},
-        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
-    )
-    registry.refresh()
+    install_alpha(plugin_root)
 
     assert "AlphaLoss" in registry.names()
     assert "AlphaLoss" in dir(losses_package)
@@ -127,13 +145,7 @@ def test_missing_self_supervised_name_names_the_hyphenated_extra():
 
 
 def test_unknown_name_is_an_attribute_error_with_suggestions(plugin_root):
-    make_distribution(
-        plugin_root,
-        "fake-alpha",
-        {"AlphaLoss": "fake_alpha:AlphaLoss"},
-        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
-    )
-    registry.refresh()
+    install_alpha(plugin_root)
 
     with pytest.raises(AttributeError, match="Did you mean AlphaLoss"):
         losses_package.AlphaLos  # noqa: B018
@@ -146,18 +158,7 @@ def test_core_submodule_stays_importable_through_the_package():
 
 
 def test_third_party_collision_picks_distribution_sorting_first(plugin_root, caplog):
-    make_distribution(
-        plugin_root,
-        "fake-zeta",
-        {"SharedLoss": "fake_zeta:SharedLoss"},
-        {"fake_zeta": PLAIN_LOSS_MODULE.format(name="SharedLoss", snake="zeta")},
-    )
-    make_distribution(
-        plugin_root,
-        "fake-beta",
-        {"SharedLoss": "fake_beta:SharedLoss"},
-        {"fake_beta": PLAIN_LOSS_MODULE.format(name="SharedLoss", snake="beta")},
-    )
+    install_two_shared_losses(plugin_root)
     with caplog.at_level(logging.WARNING, logger=registry.__name__):
         registry.refresh()
         winner = registry.entry("SharedLoss")
@@ -169,18 +170,7 @@ def test_third_party_collision_picks_distribution_sorting_first(plugin_root, cap
 
 
 def test_shadowed_entry_serializes_under_its_qualified_keras_name(plugin_root):
-    make_distribution(
-        plugin_root,
-        "fake-zeta",
-        {"SharedLoss": "fake_zeta:SharedLoss"},
-        {"fake_zeta": PLAIN_LOSS_MODULE.format(name="SharedLoss", snake="zeta")},
-    )
-    make_distribution(
-        plugin_root,
-        "fake-beta",
-        {"SharedLoss": "fake_beta:SharedLoss"},
-        {"fake_beta": PLAIN_LOSS_MODULE.format(name="SharedLoss", snake="beta")},
-    )
+    install_two_shared_losses(plugin_root)
     registry.refresh()
 
     shadowed = registry.get("fake-zeta:SharedLoss")
@@ -197,13 +187,7 @@ def test_broken_plugin_is_skipped_by_load_all_and_raised_in_strict_mode(plugin_r
         {"BrokenLoss": "fake_broken:BrokenLoss"},
         {"fake_broken": "raise RuntimeError('plugin bug')\n"},
     )
-    make_distribution(
-        plugin_root,
-        "fake-alpha",
-        {"AlphaLoss": "fake_alpha:AlphaLoss"},
-        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
-    )
-    registry.refresh()
+    install_alpha(plugin_root)
 
     with caplog.at_level(logging.WARNING, logger=registry.__name__):
         loaded = registry.load_all()
@@ -218,13 +202,7 @@ def test_broken_plugin_is_skipped_by_load_all_and_raised_in_strict_mode(plugin_r
 
 
 def test_custom_objects_maps_keras_and_bare_names(plugin_root):
-    make_distribution(
-        plugin_root,
-        "fake-alpha",
-        {"AlphaLoss": "fake_alpha:AlphaLoss"},
-        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
-    )
-    registry.refresh()
+    install_alpha(plugin_root)
 
     objects = registry.custom_objects()
 
@@ -233,13 +211,7 @@ def test_custom_objects_maps_keras_and_bare_names(plugin_root):
 
 
 def test_keras_deserializes_an_entry_whose_module_was_never_imported(plugin_root):
-    make_distribution(
-        plugin_root,
-        "fake-alpha",
-        {"AlphaLoss": "fake_alpha:AlphaLoss"},
-        {"fake_alpha": PLAIN_LOSS_MODULE.format(name="AlphaLoss", snake="alpha")},
-    )
-    registry.refresh()
+    install_alpha(plugin_root)
     config = {
         "module": "fake_alpha",
         "class_name": "AlphaLoss",
