@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from dl_techniques.losses.core import cli, registry
+from dl_techniques.losses.core import catalog, cli, registry
 
 LOSS_MODULE = '''
 import keras
@@ -83,8 +83,10 @@ def test_info_prints_signature_summary_and_reference(installed_gamma, capsys):
     assert "dl_techniques>GammaLoss" in output
 
 
-def test_info_of_an_uninstalled_first_party_name_exits_with_the_extra(capsys):
-    status = cli.main(["info", "F1Loss"])
+def test_info_of_an_uninstalled_first_party_name_exits_with_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(catalog.FAMILY_OF_NAME, "PlannedClassificationLoss", "classification")
+
+    status = cli.main(["info", "PlannedClassificationLoss"])
 
     assert status == 2
     assert 'dl-techniques-losses[classification]' in capsys.readouterr().err

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dl_techniques.losses as losses_package
-from dl_techniques.losses.core import registry
+from dl_techniques.losses.core import catalog, registry
 
 PLAIN_LOSS_MODULE = """
 import keras
@@ -132,16 +132,25 @@ def test_entry_describes_kind_family_distribution_and_version(plugin_root):
     assert found["AlphaLoss"].qualified_name == "fake-alpha:AlphaLoss"
 
 
-def test_missing_first_party_name_says_which_extra_to_install():
+@pytest.fixture
+def planned_names(monkeypatch):
+    """First-party names in the catalog whose families are not installed here."""
+    monkeypatch.setitem(catalog.FAMILY_OF_NAME, "PlannedClassificationLoss", "classification")
+    monkeypatch.setitem(catalog.FAMILY_OF_NAME, "PlannedSelfSupervisedLoss", "self_supervised")
+
+
+def test_missing_first_party_name_says_which_extra_to_install(planned_names):
     with pytest.raises(ImportError) as raised:
-        from dl_techniques.losses import GeometricMeanLoss  # noqa: F401
+        from dl_techniques.losses import PlannedClassificationLoss  # noqa: F401
 
     assert 'pip install "dl-techniques-losses[classification]"' in str(raised.value)
 
 
-def test_missing_self_supervised_name_names_the_hyphenated_extra():
-    with pytest.raises(registry.LossNotInstalledError, match=r"dl-techniques-losses\[self-supervised\]"):
-        registry.get("KoLeoLoss")
+def test_missing_self_supervised_name_names_the_hyphenated_extra(planned_names):
+    with pytest.raises(
+        registry.LossNotInstalledError, match=r"dl-techniques-losses\[self-supervised\]"
+    ):
+        registry.get("PlannedSelfSupervisedLoss")
 
 
 def test_unknown_name_is_an_attribute_error_with_suggestions(plugin_root):

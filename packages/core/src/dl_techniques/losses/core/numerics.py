@@ -20,3 +20,27 @@ def upcast_half(tensor):
 def as_float(tensor, like):
     """Returns ``tensor`` cast to the floating dtype of ``like``."""
     return keras.ops.cast(tensor, keras.backend.standardize_dtype(like.dtype))
+
+
+def holds_values(tensor):
+    """Whether ``tensor`` holds values that can be read on the host now.
+
+    False while a function is traced or compiled (``tf.function``, ``jax.jit``,
+    ``torch.compile``): a check on input values then has nothing to read, and
+    reading would break the compiled graph. Keras has no public op for this, so
+    each backend's own test is asked, imported lazily.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(tensor, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling()
+    return True

@@ -1,0 +1,213 @@
+"""The soft confusion matrix shared by AnyLoss and the metric losses built on it."""
+
+import math
+import numbers
+
+import keras
+
+from dl_techniques.losses.core import numerics
+
+EPSILON = 1e-5
+"""Added to every denominator of a metric (and inside the square roots of the
+geometric mean and MCC), as in the AnyLoss paper; nowhere else."""
+
+AVERAGES = ("micro", "macro")
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+class SoftConfusionMatrixLoss(keras.losses.Loss):
+    """Base of the AnyLoss family: ``1 - metric(TP, FN, FP, TN)`` on a batch.
+
+    Predictions ``p`` (probabilities, or logits passed through a sigmoid
+    first when ``from_logits=True``) are pushed towards 0 or 1 by the
+    amplifier ``A(p) = sigmoid(L (p - 0.5))`` and the confusion matrix is
+    built from ``yhat = A(p)`` as weighted batch sums:
+
+    ```
+    TP = sum w y yhat          FN = sum w y - TP
+    FP = sum w (1 - y) yhat    TN = sum w (1 - y) - FP
+    N  = sum w = TP + FN + FP + TN
+    ```
+
+    the paper's ``FP = sum w yhat - TP`` and ``TN = N - sum w y - sum w yhat
+    + TP`` rearranged so that no difference involves N. FN and TN are
+    clamped at 0, which only removes rounding error.
+
+    Subclasses define ``metric(tp, fn, fp, tn)``. The loss is one scalar per
+    batch, so ``sample_weight`` is applied inside the sums (an integer weight
+    ``k`` on a row equals repeating the row ``k`` times) and ``reduction`` has
+    no effect.
+    """
+
+    def __init__(
+        self,
+        amplifying_scale=73.0,
+        from_logits=False,
+        average="micro",
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+    ):
+        loss_name = type(self).__name__
+        if not is_real_number(amplifying_scale) or amplifying_scale <= 0:
+            raise ValueError(
+                f"{loss_name}: `amplifying_scale` must be a finite number > 0; "
+                f"got amplifying_scale={amplifying_scale!r}."
+            )
+        if not isinstance(from_logits, bool):
+            raise ValueError(
+                f"{loss_name}: `from_logits` must be a bool; got from_logits={from_logits!r}."
+            )
+        if average not in AVERAGES:
+            raise ValueError(
+                f"{loss_name}: `average` must be one of {AVERAGES}; got average={average!r}."
+            )
+        try:
+            super().__init__(name=name, reduction=reduction, dtype=dtype)
+        except ValueError as error:
+            raise ValueError(f"{loss_name}: {error}") from error
+        self.amplifying_scale = float(amplifying_scale)
+        self.from_logits = from_logits
+        self.average = average
+
+    def metric(self, tp, fn, fp, tn):
+        """Returns the metric, elementwise over tensors of shape () or (C,)."""
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with keras.name_scope(self.name):
+            return self._batch_loss(y_true, y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        return self._batch_loss(y_true, y_pred, None)
+
+    def _batch_loss(self, y_true, y_pred, sample_weight):
+        tp, fn, fp, tn = self.soft_confusion_matrix(y_true, y_pred, sample_weight)
+        metric = self.metric(tp, fn, fp, tn)
+        loss = 1.0 - keras.ops.mean(metric)
+        return keras.ops.cast(loss, self.dtype)
+
+    def soft_confusion_matrix(self, y_true, y_pred, sample_weight=None):
+        """Returns the weighted soft ``(TP, FN, FP, TN)``.
+
+        Each has shape () with ``average="micro"`` (sums over every cell) and
+        ``(C,)`` with ``average="macro"`` (sums over the batch, per column).
+        Computed in the loss dtype, or float32 for a half-precision loss dtype.
+        """
+        y_true, y_pred, weights = self._prepare(y_true, y_pred, sample_weight)
+        positives = y_true if weights is None else weights * y_true
+        negatives = 1.0 - y_true if weights is None else weights * (1.0 - y_true)
+        probabilities = keras.ops.sigmoid(y_pred) if self.from_logits else y_pred
+        predicted_positive = keras.ops.sigmoid(self.amplifying_scale * (probabilities - 0.5))
+        axis = None if self.average == "micro" else 0
+        tp = keras.ops.sum(positives * predicted_positive, axis=axis)
+        fp = keras.ops.sum(negatives * predicted_positive, axis=axis)
+        # The differences can round a hair below 0, where a square root or a
+        # ratio of the metric would break; no exact count is negative.
+        fn = keras.ops.maximum(keras.ops.sum(positives, axis=axis) - tp, 0.0)
+        tn = keras.ops.maximum(keras.ops.sum(negatives, axis=axis) - fp, 0.0)
+        return tp, fn, fp, tn
+
+    def _prepare(self, y_true, y_pred, sample_weight):
+        loss_name = type(self).__name__
+        compute_dtype = "float32" if self.dtype in _HALF_DTYPES else self.dtype
+        # Half-precision inputs and loss dtypes compute in float32.
+        y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred), compute_dtype)
+        y_true = keras.ops.cast(keras.ops.convert_to_tensor(y_true), compute_dtype)
+        y_true, y_pred = _squeeze_trailing_unit_axis(y_true, y_pred)
+        pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+        if len(pred_shape) not in (1, 2):
+            raise ValueError(
+                f"{loss_name}: `y_pred` must have shape (batch,), (batch, 1) or "
+                f"(batch, labels); got shape {pred_shape}."
+            )
+        if not shapes_match(true_shape, pred_shape):
+            raise ValueError(
+                f"{loss_name}: `y_true` and `y_pred` must have the same shape; got "
+                f"y_true shape {true_shape} and y_pred shape {pred_shape}."
+            )
+        _check_hard_labels(loss_name, y_true)
+        if len(pred_shape) == 1:
+            y_true = keras.ops.expand_dims(y_true, axis=-1)
+            y_pred = keras.ops.expand_dims(y_pred, axis=-1)
+        weights = None
+        if sample_weight is not None:
+            weights = _as_cell_weights(loss_name, sample_weight, y_pred, compute_dtype)
+        return y_true, y_pred, weights
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "amplifying_scale": self.amplifying_scale,
+            "from_logits": self.from_logits,
+            "average": self.average,
+        }
+
+
+def safe_ratio(numerator, denominator):
+    """``numerator / (denominator + EPSILON)``, the ratio every metric uses."""
+    return numerator / (denominator + EPSILON)
+
+
+def is_real_number(value):
+    """Whether ``value`` is a finite real number (booleans excluded)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def static_shape(tensor):
+    """Returns the static shape as a tuple, ``None`` where unknown."""
+    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+
+
+def shapes_match(first, second):
+    """Whether two static shapes can be equal, treating ``None`` as a wildcard."""
+    return len(first) == len(second) and all(
+        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
+    )
+
+
+def _squeeze_trailing_unit_axis(y_true, y_pred):
+    # Binary targets arrive as (B,) from datasets and as (B, 1) from a Dense(1)
+    # head; either pairing means the same thing.
+    true_rank, pred_rank = len(y_true.shape), len(y_pred.shape)
+    if true_rank == pred_rank + 1 and y_true.shape[-1] == 1:
+        y_true = keras.ops.squeeze(y_true, axis=-1)
+    elif pred_rank == true_rank + 1 and y_pred.shape[-1] == 1:
+        y_pred = keras.ops.squeeze(y_pred, axis=-1)
+    return y_true, y_pred
+
+
+def _as_cell_weights(loss_name, sample_weight, y_pred, compute_dtype):
+    weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), compute_dtype)
+    weight_shape, pred_shape = static_shape(weights), static_shape(y_pred)
+    if len(weight_shape) == 1:
+        weights = keras.ops.expand_dims(weights, axis=-1)
+    accepted = len(weight_shape) == 0 or (
+        len(weight_shape) in (1, 2)
+        and shapes_match(weight_shape[:1], pred_shape[:1])
+        and (len(weight_shape) == 1 or weight_shape[1] in (1, None, pred_shape[1]))
+    )
+    if not accepted:
+        raise ValueError(
+            f"{loss_name}: `sample_weight` must be a scalar or have shape (batch,), "
+            f"(batch, 1) or the shape of y_pred; got sample_weight shape "
+            f"{weight_shape} for y_pred shape {pred_shape}."
+        )
+    return keras.ops.broadcast_to(weights, keras.ops.shape(y_pred))
+
+
+def _check_hard_labels(loss_name, y_true):
+    # Traced values (jit) have no value to inspect; eager calls are checked.
+    if not numerics.holds_values(y_true):
+        return
+    invalid = keras.ops.logical_and(
+        keras.ops.not_equal(y_true, 0.0), keras.ops.not_equal(y_true, 1.0)
+    )
+    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(invalid, "int32"))))
+    if count:
+        raise ValueError(
+            f"{loss_name}: `y_true` must hold hard labels 0 or 1; {count} of "
+            f"{math.prod(static_shape(y_true))} entries of y_true (shape "
+            f"{static_shape(y_true)}) are other values."
+        )

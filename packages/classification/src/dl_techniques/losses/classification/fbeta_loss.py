@@ -1,0 +1,91 @@
+"""AnyLoss F-beta loss."""
+
+from dl_techniques.losses.classification._confusion import (
+    SoftConfusionMatrixLoss,
+    is_real_number,
+    safe_ratio,
+)
+from dl_techniques.losses.core.serialization import register_serializable
+
+
+@register_serializable
+class FBetaLoss(SoftConfusionMatrixLoss):
+    """One minus the soft F-beta score of a batch (AnyLoss).
+
+    ``yhat = sigmoid(L (p - 0.5))`` (``L = amplifying_scale``) of the
+    probabilities ``p`` (``sigmoid(y_pred)`` with ``from_logits=True``)
+    gives the soft confusion matrix as ``sample_weight``-weighted batch sums
+    ``TP = sum w y yhat``, ``FN = sum w y (1 - yhat)``, ``FP = sum w (1 - y)
+    yhat``, ``TN = sum w (1 - y)(1 - yhat)`` over hard labels ``y`` in
+    {0, 1} (see ``AnyLoss``). The loss is one scalar per batch: an integer
+    ``sample_weight`` ``k`` on a row equals repeating the row ``k`` times.
+
+    ```
+    f_beta = (1 + b^2) TP / ((1 + b^2) TP + b^2 FN + FP + eps),   eps = 1e-5
+    loss = 1 - f_beta
+    ```
+
+    ``beta > 1`` weighs recall more than precision (a missed positive costs
+    ``b^2`` times a false alarm); ``beta < 1`` the other way round.
+
+    Reference:
+        Han, D., Moniz, N., & Chawla, N. V. (2024). AnyLoss: Transforming
+        Classification Metrics into Loss Functions. KDD 2024.
+        https://arxiv.org/abs/2405.14745
+
+    Args:
+        beta: Number > 0; the weight of recall against precision. Defaults
+            to 1.0 (the F1 score).
+        amplifying_scale: Number > 0; the slope ``L`` of the approximation
+            function. Defaults to 73.0.
+        from_logits: Bool; apply a sigmoid to ``y_pred`` first. Defaults to
+            False.
+        average: ``"micro"`` (one confusion matrix over every cell) or
+            ``"macro"`` (one per column, then the mean of the metrics), for
+            multi-label inputs. Defaults to ``"micro"``.
+        reduction: Accepted for Keras compatibility; no effect, the loss is
+            one value per batch.
+        name: Name of the loss instance. Defaults to ``"fbeta_loss"``.
+        dtype: Dtype of the loss computations; float16 and bfloat16 are
+            computed in float32. Defaults to ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = FBetaLoss(beta=2.0)
+    # TP 1, FN 1, FP 0: 1 - 5 / (5 + 4) = 4/9
+    loss([1.0, 0.0, 1.0, 0.0], [0.9, 0.2, 0.3, 0.1])
+    ```
+    """
+
+    def __init__(
+        self,
+        beta=1.0,
+        amplifying_scale=73.0,
+        from_logits=False,
+        average="micro",
+        reduction="sum_over_batch_size",
+        name="fbeta_loss",
+        dtype=None,
+    ):
+        if not is_real_number(beta) or beta <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: `beta` must be a finite number > 0; got beta={beta!r}."
+            )
+        super().__init__(
+            amplifying_scale=amplifying_scale,
+            from_logits=from_logits,
+            average=average,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.beta = float(beta)
+
+    def metric(self, tp, fn, fp, tn):
+        beta_squared = self.beta**2
+        weighted_tp = (1.0 + beta_squared) * tp
+        return safe_ratio(weighted_tp, weighted_tp + beta_squared * fn + fp)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}

@@ -1,0 +1,153 @@
+"""Times F1Loss and BrierScoreLoss against keras.losses.BinaryCrossentropy.
+
+Each timed call is one forward pass plus the gradient with respect to
+``y_pred``, compiled the way a training step is on the current backend:
+
+- jax: ``jax.jit(jax.value_and_grad(...))``;
+- tensorflow: ``tf.function(jit_compile=True)`` around a ``GradientTape``;
+- torch: eager autograd by default (what Keras' torch backend runs unless
+  ``model.compile(jit_compile=True)`` is asked for); ``--torch-compile`` wraps
+  the forward function in ``torch.compile`` instead (minutes of compile time
+  on CPU, so off by default).
+
+All three losses see the same ``(batch, classes)`` input in the same run:
+one-hot targets (valid for the Brier score's multi-class form and as
+multi-label targets for F1 and cross-entropy) and softmax probabilities.
+Calls are interleaved in a fresh shuffled order each round, so machine load
+hits every loss alike; the table shows median times and the ratio to
+``keras.losses.BinaryCrossentropy``. Target: ratio <= 1.5. On eager torch
+the library losses also check label values (a host round trip per call),
+which the jit backends skip. ``--threads`` pins torch's intra-op threads,
+which steadies eager timings on a shared machine.
+
+    KERAS_BACKEND=jax python tools/bench_classification.py --repetitions 300
+"""
+
+import argparse
+import random
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from dl_techniques.losses.classification.brier_score_loss import BrierScoreLoss
+from dl_techniques.losses.classification.f1_loss import F1Loss
+
+BASELINE = "BinaryCrossentropy"
+
+
+def compiled_value_and_gradient(loss_fn, torch_compile):
+    """Returns ``f(y_true, y_pred) -> (value, d value / d y_pred)``, compiled."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(jax.value_and_grad(lambda y_pred, y_true: loss_fn(y_true, y_pred)))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(y_pred, y_true):
+            with tf.GradientTape() as tape:
+                tape.watch(y_pred)
+                value = loss_fn(y_true, y_pred)
+            return value, tape.gradient(value, y_pred)
+
+        return step
+    if backend == "torch":
+        import torch
+
+        forward = torch.compile(loss_fn) if torch_compile else loss_fn
+
+        def step(y_pred, y_true):
+            y_pred = y_pred.detach().requires_grad_(True)
+            value = forward(y_true, y_pred)
+            (gradient,) = torch.autograd.grad(value, y_pred)
+            return value, gradient
+
+        return step
+    raise SystemExit(f"bench_classification: unsupported backend {backend!r}")
+
+
+def finish(outputs):
+    """Waits for asynchronous backends (jax dispatch, GPU queues) to finish the call."""
+    for output in outputs:
+        keras.ops.convert_to_numpy(output)
+
+
+def time_losses(losses, y_true, y_pred, repetitions, warmup, torch_compile):
+    """Returns ``{label: median seconds}``, the losses called in turn."""
+    steps = {label: compiled_value_and_gradient(loss, torch_compile) for label, loss in losses}
+    for step in steps.values():
+        for _ in range(warmup):
+            finish(step(y_pred, y_true))
+    samples = {label: [] for label in steps}
+    order = list(steps)
+    shuffler = random.Random(0)
+    for _ in range(repetitions):
+        # A fresh order each round, so no loss always follows the same one.
+        shuffler.shuffle(order)
+        for label in order:
+            started = time.perf_counter()
+            finish(steps[label](y_pred, y_true))
+            samples[label].append(time.perf_counter() - started)
+    return {label: statistics.median(times) for label, times in samples.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--classes", type=int, default=16)
+    parser.add_argument("--repetitions", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--torch-compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    arguments = parser.parse_args()
+    if arguments.threads and keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(arguments.threads)
+
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, arguments.classes, size=arguments.batch)
+    one_hot = np.eye(arguments.classes, dtype="float32")[classes]
+    logits = rng.normal(size=(arguments.batch, arguments.classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y_true = keras.ops.convert_to_tensor(one_hot)
+    y_pred = keras.ops.convert_to_tensor(probabilities.astype("float32"))
+
+    losses = [
+        ("F1Loss", F1Loss()),
+        ("BrierScoreLoss", BrierScoreLoss()),
+        (BASELINE, keras.losses.BinaryCrossentropy()),
+    ]
+    medians = time_losses(
+        losses, y_true, y_pred, arguments.repetitions, arguments.warmup, arguments.torch_compile
+    )
+
+    backend = keras.backend.backend()
+    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
+        backend, "torch.compile" if arguments.torch_compile else "torch eager"
+    )
+    print(
+        f"backend {backend} ({mode}); input ({arguments.batch}, {arguments.classes}); "
+        f"forward + gradient w.r.t. y_pred, median of {arguments.repetitions}"
+    )
+    header = f"{'loss':<20}{'us':>10}  {'ratio to ' + BASELINE:>28}"
+    print(header)
+    print("-" * len(header))
+    baseline = medians[BASELINE]
+    worst = 0.0
+    for label, _ in losses:
+        ratio = medians[label] / baseline
+        if label != BASELINE:
+            worst = max(worst, ratio)
+        print(f"{label:<20}{medians[label] * 1e6:>10.1f}  {ratio:>28.2f}")
+    print(f"worst ratio {worst:.2f} (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
