@@ -35,6 +35,8 @@ TEST_REQUIREMENTS = [
     "tomli>=2; python_version < \"3.11\"",
 ]
 DEMO_BACKEND = "jax"
+# What the `plots` extra of core installs, for the demo's PNG files.
+PLOT_REQUIREMENTS = ["matplotlib"]
 
 
 def _python():
@@ -69,11 +71,12 @@ def setup(backends, for_tests):
     ]
     if for_tests:
         requirements += TEST_REQUIREMENTS
+    # Core first and without extras: pip does not match the families'
+    # dependency on core to an editable core named with extras.
     editable = []
-    for package in _packages():
-        target = f"{package}[plots]" if package.name == "core" else str(package)
-        editable += ["-e", target]
-    _run([*pip, *requirements, *editable])
+    for package in sorted(_packages(), key=lambda path: path.name != "core"):
+        editable += ["-e", str(package)]
+    _run([*pip, *requirements, *PLOT_REQUIREMENTS, *editable])
 
 
 def demo(arguments):
