@@ -24,76 +24,16 @@ which steadies eager timings on a shared machine.
 """
 
 import argparse
-import random
-import statistics
 import sys
-import time
 
 import keras
 import numpy as np
+from benchmarking import time_pairs
 
 from dl_techniques.losses.classification.brier_score_loss import BrierScoreLoss
 from dl_techniques.losses.classification.f1_loss import F1Loss
 
 BASELINE = "BinaryCrossentropy"
-
-
-def compiled_value_and_gradient(loss_fn, torch_compile):
-    """Returns ``f(y_true, y_pred) -> (value, d value / d y_pred)``, compiled."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(jax.value_and_grad(lambda y_pred, y_true: loss_fn(y_true, y_pred)))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(jit_compile=True)
-        def step(y_pred, y_true):
-            with tf.GradientTape() as tape:
-                tape.watch(y_pred)
-                value = loss_fn(y_true, y_pred)
-            return value, tape.gradient(value, y_pred)
-
-        return step
-    if backend == "torch":
-        import torch
-
-        forward = torch.compile(loss_fn) if torch_compile else loss_fn
-
-        def step(y_pred, y_true):
-            y_pred = y_pred.detach().requires_grad_(True)
-            value = forward(y_true, y_pred)
-            (gradient,) = torch.autograd.grad(value, y_pred)
-            return value, gradient
-
-        return step
-    raise SystemExit(f"bench_classification: unsupported backend {backend!r}")
-
-
-def finish(outputs):
-    """Waits for asynchronous backends (jax dispatch, GPU queues) to finish the call."""
-    for output in outputs:
-        keras.ops.convert_to_numpy(output)
-
-
-def time_losses(losses, y_true, y_pred, repetitions, warmup, torch_compile):
-    """Returns ``{label: median seconds}``, the losses called in turn."""
-    steps = {label: compiled_value_and_gradient(loss, torch_compile) for label, loss in losses}
-    for step in steps.values():
-        for _ in range(warmup):
-            finish(step(y_pred, y_true))
-    samples = {label: [] for label in steps}
-    order = list(steps)
-    shuffler = random.Random(0)
-    for _ in range(repetitions):
-        # A fresh order each round, so no loss always follows the same one.
-        shuffler.shuffle(order)
-        for label in order:
-            started = time.perf_counter()
-            finish(steps[label](y_pred, y_true))
-            samples[label].append(time.perf_counter() - started)
-    return {label: statistics.median(times) for label, times in samples.items()}
 
 
 def main():
@@ -123,8 +63,11 @@ def main():
         ("BrierScoreLoss", BrierScoreLoss()),
         (BASELINE, keras.losses.BinaryCrossentropy()),
     ]
-    medians = time_losses(
-        losses, y_true, y_pred, arguments.repetitions, arguments.warmup, arguments.torch_compile
+    medians = time_pairs(
+        [(label, loss, y_true, y_pred) for label, loss in losses],
+        arguments.repetitions,
+        arguments.warmup,
+        arguments.torch_compile,
     )
 
     backend = keras.backend.backend()

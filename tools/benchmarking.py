@@ -1,0 +1,74 @@
+"""The timing harness the tools/bench_*.py scripts share.
+
+Each timed call is one forward pass plus the gradient with respect to
+``y_pred``, compiled the way a training step is on the current backend, and
+the functions are called in a fresh shuffled order each round so machine load
+hits them alike.
+"""
+
+import random
+import statistics
+import time
+
+import keras
+
+
+def compiled_value_and_gradient(loss_fn, torch_compile):
+    """Returns ``f(y_true, y_pred) -> (value, d value / d y_pred)``, compiled."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(jax.value_and_grad(lambda y_pred, y_true: loss_fn(y_true, y_pred)))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(y_pred, y_true):
+            with tf.GradientTape() as tape:
+                tape.watch(y_pred)
+                value = loss_fn(y_true, y_pred)
+            return value, tape.gradient(value, y_pred)
+
+        return step
+    if backend == "torch":
+        import torch
+
+        forward = torch.compile(loss_fn) if torch_compile else loss_fn
+
+        def step(y_pred, y_true):
+            y_pred = y_pred.detach().requires_grad_(True)
+            value = forward(y_true, y_pred)
+            (gradient,) = torch.autograd.grad(value, y_pred)
+            return value, gradient
+
+        return step
+    raise SystemExit(f"unsupported backend {backend!r}")
+
+
+def finish(outputs):
+    """Waits for asynchronous backends (jax dispatch) to finish the call."""
+    for output in outputs:
+        keras.ops.convert_to_numpy(output)
+
+
+def time_pairs(pairs, repetitions, warmup, torch_compile):
+    """Returns ``{label: median seconds}``, the functions called in turn."""
+    steps = {}
+    for label, fn, y_true, y_pred in pairs:
+        steps[label] = (compiled_value_and_gradient(fn, torch_compile), y_true, y_pred)
+    for step, y_true, y_pred in steps.values():
+        for _ in range(warmup):
+            finish(step(y_pred, y_true))
+    samples = {label: [] for label in steps}
+    order = list(steps)
+    shuffler = random.Random(0)
+    for _ in range(repetitions):
+        # A fresh order each round, so no function always follows the same one.
+        shuffler.shuffle(order)
+        for label in order:
+            step, y_true, y_pred = steps[label]
+            started = time.perf_counter()
+            finish(step(y_pred, y_true))
+            samples[label].append(time.perf_counter() - started)
+    return {label: statistics.median(times) for label, times in samples.items()}
