@@ -16,6 +16,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -104,37 +105,67 @@ def test(arguments):
         setup(backends, for_tests=True)
     started = time.perf_counter()
     _run([_python(), ROOT / "tools" / "check_consistency.py"], cwd=ROOT)
-    totals, failed_backends = {}, []
-    for backend in backends:
-        environment = dict(os.environ, KERAS_BACKEND=backend)
-        command = [_python(), "-m", "pytest", "-p", "no:cacheprovider", *arguments.pytest_args]
-        print(f"\n=== KERAS_BACKEND={backend}: {' '.join(str(c) for c in command)}", flush=True)
-        begun = time.perf_counter()
-        process = subprocess.Popen(
-            [str(part) for part in command], cwd=ROOT, env=environment,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        lines = []
-        for line in process.stdout:
-            sys.stdout.write(line)
-            lines.append(line)
-        process.wait()
-        counts = _pytest_counts("".join(lines))
-        totals[backend] = (counts, time.perf_counter() - begun)
-        if process.returncode != 0 or not counts.get("passed"):
-            failed_backends.append(backend)
+    jobs = max(1, min(arguments.jobs or os.cpu_count() or 1, len(backends)))
+    print(f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True)
+    results = _run_suites(backends, arguments.pytest_args, jobs)
     print("\n=== summary")
     passed = failed = skipped = 0
-    for backend, (counts, seconds) in totals.items():
+    failed_backends = []
+    for backend in backends:
+        counts, seconds, returncode = results[backend]
         print(f"{backend:10s} {counts} ({seconds:.0f}s)")
         passed += counts.get("passed", 0)
         failed += counts.get("failed", 0) + counts.get("error", 0)
         skipped += counts.get("skipped", 0)
+        if returncode != 0 or not counts.get("passed"):
+            failed_backends.append(backend)
     print(f"total wall time of the suites: {time.perf_counter() - started:.0f}s")
     if failed_backends and not failed:
         failed = len(failed_backends)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed_backends else 0
+
+
+def _run_suites(backends, pytest_args, jobs):
+    """Runs pytest once per backend, ``jobs`` processes at a time.
+
+    Each process writes to its own log, printed whole when it ends, so the
+    outputs of concurrent backends do not interleave.
+    """
+    command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
+    # The slowest suite first, so that it never runs alone at the end.
+    pending = sorted(backends, key=("jax", "tensorflow", "torch").index)
+    running = {}
+    results = {}
+    logs = {}
+    with tempfile.TemporaryDirectory(prefix="dl-losses-suites-") as log_dir:
+        while pending or running:
+            while pending and len(running) < jobs:
+                backend = pending.pop(0)
+                logs[backend] = open(pathlib.Path(log_dir) / f"{backend}.log", "w+")
+                environment = dict(os.environ, KERAS_BACKEND=backend)
+                print(f"=== KERAS_BACKEND={backend} started: {' '.join(command)}", flush=True)
+                process = subprocess.Popen(
+                    command, cwd=ROOT, env=environment,
+                    stdout=logs[backend], stderr=subprocess.STDOUT, text=True,
+                )
+                running[backend] = (process, time.perf_counter())
+            time.sleep(0.5)
+            for backend, (process, begun) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[backend]
+                log = logs.pop(backend)
+                log.seek(0)
+                output = log.read()
+                log.close()
+                print(f"\n=== KERAS_BACKEND={backend} finished with exit status {process.returncode}")
+                sys.stdout.write(output)
+                sys.stdout.flush()
+                results[backend] = (
+                    _pytest_counts(output), time.perf_counter() - begun, process.returncode
+                )
+    return results
 
 
 def main():
@@ -146,6 +177,9 @@ def main():
     test_parser = commands.add_parser("test", help="set up and run the suite on every backend")
     test_parser.add_argument("--backend", action="append", choices=BACKENDS)
     test_parser.add_argument("--no-setup", action="store_true", help="reuse .venv as it is")
+    test_parser.add_argument(
+        "--jobs", type=int, help="backends tested at the same time (default: the CPU count)"
+    )
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)
     arguments = parser.parse_args()
