@@ -28,7 +28,7 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import time_pairs
+from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
 
 from dl_techniques.losses.classification.brier_score_loss import BrierScoreLoss
 from dl_techniques.losses.classification.f1_loss import F1Loss
@@ -40,15 +40,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--classes", type=int, default=16)
-    parser.add_argument("--repetitions", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--torch-compile", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-    arguments = parser.parse_args()
-    if arguments.threads and keras.backend.backend() == "torch":
-        import torch
-
-        torch.set_num_threads(arguments.threads)
+    add_timing_arguments(parser, repetitions=300, warmup=10)
+    arguments = parse_timing_arguments(parser)
 
     rng = np.random.default_rng(0)
     classes = rng.integers(0, arguments.classes, size=arguments.batch)

@@ -34,7 +34,7 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import time_pairs
+from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
 
 from dl_techniques.losses.forecasting import HuberLoss, MASELoss, MQLoss, SMAPELoss
 
@@ -83,15 +83,8 @@ def main():
     parser.add_argument("--horizon", type=int, default=96)
     parser.add_argument("--history", type=int, default=192)
     parser.add_argument("--seasonality", type=int, default=24)
-    parser.add_argument("--repetitions", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--torch-compile", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-    arguments = parser.parse_args()
-    if arguments.threads and keras.backend.backend() == "torch":
-        import torch
-
-        torch.set_num_threads(arguments.threads)
+    add_timing_arguments(parser, repetitions=300, warmup=10)
+    arguments = parse_timing_arguments(parser)
 
     rng = np.random.default_rng(0)
     shape = (arguments.batch, arguments.horizon)

@@ -33,7 +33,9 @@ def main():
     arguments = parser.parse_args()
     samples = []
     for _ in range(arguments.samples):
-        output = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
+        output = subprocess.run(
+            [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+        )
         samples.append(json.loads(output.stdout.strip().splitlines()[-1]))
     keras_ms = statistics.median(sample["keras"] for sample in samples) * 1000
     package_ms = statistics.median(sample["package"] for sample in samples) * 1000

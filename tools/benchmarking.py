@@ -72,3 +72,21 @@ def time_pairs(pairs, repetitions, warmup, torch_compile):
             finish(step(y_pred, y_true))
             samples[label].append(time.perf_counter() - started)
     return {label: statistics.median(times) for label, times in samples.items()}
+
+
+def add_timing_arguments(parser, repetitions, warmup):
+    """Adds ``--repetitions``, ``--warmup``, ``--torch-compile`` and ``--threads``."""
+    parser.add_argument("--repetitions", type=int, default=repetitions)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--torch-compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+
+
+def parse_timing_arguments(parser):
+    """Parses the arguments and pins torch's intra-op threads to ``--threads``."""
+    arguments = parser.parse_args()
+    if arguments.threads and keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(arguments.threads)
+    return arguments

@@ -110,8 +110,7 @@ class Package:
     def all_entry_points(self):
         """Every entry-point group, console scripts included, as installers write them."""
         groups = {
-            group: dict(entries)
-            for group, entries in self.project.get("entry-points", {}).items()
+            group: dict(entries) for group, entries in self.project.get("entry-points", {}).items()
         }
         for table, group in (("scripts", "console_scripts"), ("gui-scripts", "gui_scripts")):
             if self.project.get(table):
@@ -336,9 +335,7 @@ def check_families(packages, catalog):
 
 
 def _wheel_entry_points(archive):
-    texts = [
-        name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt")
-    ]
+    texts = [name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt")]
     if not texts:
         return {}
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
@@ -501,13 +498,19 @@ def check_static(root=REPO_ROOT):
     """Runs the checks that read only pyproject files and the source tree."""
     catalog = load_catalog(root)
     packages = load_packages(root, catalog)
-    return packages, catalog, {
-        "packages are core, meta, catalog families or the template": check_roles(packages, catalog),
-        "versions are lockstep": check_versions(packages),
-        "families depend on core with ~=<version>": check_core_dependencies(packages, catalog),
-        "meta package pins every family": check_meta(packages, catalog),
-        "family entry points match the catalog": check_families(packages, catalog),
-    }
+    return (
+        packages,
+        catalog,
+        {
+            "packages are core, meta, catalog families or the template": check_roles(
+                packages, catalog
+            ),
+            "versions are lockstep": check_versions(packages),
+            "families depend on core with ~=<version>": check_core_dependencies(packages, catalog),
+            "meta package pins every family": check_meta(packages, catalog),
+            "family entry points match the catalog": check_families(packages, catalog),
+        },
+    )
 
 
 def run_checks(root=REPO_ROOT, dist_dir=None, build=True, with_template=False, imports=True):
@@ -524,9 +527,7 @@ def run_checks(root=REPO_ROOT, dist_dir=None, build=True, with_template=False, i
     root = pathlib.Path(root)
     packages, catalog, results = check_static(root)
     wheel_packages = [
-        package
-        for package in packages
-        if package.role != "template" or with_template
+        package for package in packages if package.role != "template" or with_template
     ]
     if dist_dir is not None:
         wheels = [

@@ -33,7 +33,7 @@ TEST_REQUIREMENTS = [
     "hypothesis>=6.100",
     "hatchling>=1.26",
     "hatch>=1.16",
-    "tomli>=2; python_version < \"3.11\"",
+    'tomli>=2; python_version < "3.11"',
 ]
 DEMO_BACKEND = "jax"
 # What the `plots` extra of core installs, for the demo's PNG files.
@@ -51,7 +51,8 @@ def _run(command, **kwargs):
 
 def _packages():
     return sorted(
-        path for path in (ROOT / "packages").iterdir()
+        path
+        for path in (ROOT / "packages").iterdir()
         if (path / "pyproject.toml").exists() and path.name != "meta"
     )
 
@@ -83,7 +84,14 @@ def setup(backends, for_tests):
 def demo(arguments):
     setup([DEMO_BACKEND], for_tests=False)
     environment = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", DEMO_BACKEND))
-    command = [_python(), "-m", "dl_techniques.losses.core.cli", "demo", "--output", arguments.output]
+    command = [
+        _python(),
+        "-m",
+        "dl_techniques.losses.core.cli",
+        "demo",
+        "--output",
+        arguments.output,
+    ]
     return subprocess.run([str(part) for part in command], env=environment).returncode
 
 
@@ -106,7 +114,9 @@ def test(arguments):
     started = time.perf_counter()
     _run([_python(), ROOT / "tools" / "check_consistency.py"], cwd=ROOT)
     jobs = max(1, min(arguments.jobs or os.cpu_count() or 1, len(backends)))
-    print(f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True)
+    print(
+        f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True
+    )
     results = _run_suites(backends, arguments.pytest_args, jobs)
     print("\n=== summary")
     passed = failed = skipped = 0
@@ -146,8 +156,12 @@ def _run_suites(backends, pytest_args, jobs):
                 environment = dict(os.environ, KERAS_BACKEND=backend)
                 print(f"=== KERAS_BACKEND={backend} started: {' '.join(command)}", flush=True)
                 process = subprocess.Popen(
-                    command, cwd=ROOT, env=environment,
-                    stdout=logs[backend], stderr=subprocess.STDOUT, text=True,
+                    command,
+                    cwd=ROOT,
+                    env=environment,
+                    stdout=logs[backend],
+                    stderr=subprocess.STDOUT,
+                    text=True,
                 )
                 running[backend] = (process, time.perf_counter())
             time.sleep(0.5)
@@ -159,17 +173,23 @@ def _run_suites(backends, pytest_args, jobs):
                 log.seek(0)
                 output = log.read()
                 log.close()
-                print(f"\n=== KERAS_BACKEND={backend} finished with exit status {process.returncode}")
+                print(
+                    f"\n=== KERAS_BACKEND={backend} finished with exit status {process.returncode}"
+                )
                 sys.stdout.write(output)
                 sys.stdout.flush()
                 results[backend] = (
-                    _pytest_counts(output), time.perf_counter() - begun, process.returncode
+                    _pytest_counts(output),
+                    time.perf_counter() - begun,
+                    process.returncode,
                 )
     return results
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="set up and run `dl-losses demo`")
     demo_parser.add_argument("--output", default="demo-output")

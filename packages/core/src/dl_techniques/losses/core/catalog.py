@@ -31,8 +31,10 @@ FAMILY_NAMES = {
     "self_supervised": (
         "CLIPContrastiveLoss",
         "SigLIPContrastiveLoss",
+        "ContrastiveLogitsLayer",
         "DINOLoss",
         "iBOTPatchLoss",
+        "TeacherCenterLayer",
         "KoLeoLoss",
         "FeatureAlignmentLoss",
         "ClusteringLoss",
@@ -42,6 +44,7 @@ FAMILY_NAMES = {
         "WassersteinGradientPenaltyLoss",
         "compute_gradient_penalty",
         "create_wgan_gp_losses",
+        "WGANGPModel",
         "NanoVLMLoss",
         "HRMLoss",
         "StableMaxCrossEntropy",
@@ -50,10 +53,13 @@ FAMILY_NAMES = {
     "vision": (
         "AffineInvariantLoss",
         "SegmentationLossConfig",
+        "SegmentationLoss",
         "SegmentationLosses",
         "create_segmentation_loss_function",
         "YOLOv12MultiTaskLoss",
         "create_yolov12_multitask_loss",
+        "UncertaintyWeightingLayer",
+        "MultiTaskModel",
     ),
     "forecasting": (
         "HuberLoss",

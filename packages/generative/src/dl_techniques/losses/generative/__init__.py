@@ -1,0 +1,24 @@
+"""Generative-model losses: Wasserstein, WGAN-GP, language-model cross-entropies."""
+
+from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
+from dl_techniques.losses.generative.hrm_loss import HRMLoss, create_hrm_loss
+from dl_techniques.losses.generative.nano_vlm_loss import NanoVLMLoss
+from dl_techniques.losses.generative.stable_max_cross_entropy import StableMaxCrossEntropy
+from dl_techniques.losses.generative.wasserstein_gradient_penalty_loss import (
+    WassersteinGradientPenaltyLoss,
+    create_wgan_gp_losses,
+)
+from dl_techniques.losses.generative.wasserstein_loss import WassersteinLoss
+from dl_techniques.losses.generative.wgan_gp_model import WGANGPModel
+
+__all__ = [
+    "HRMLoss",
+    "NanoVLMLoss",
+    "StableMaxCrossEntropy",
+    "WGANGPModel",
+    "WassersteinGradientPenaltyLoss",
+    "WassersteinLoss",
+    "compute_gradient_penalty",
+    "create_hrm_loss",
+    "create_wgan_gp_losses",
+]

@@ -1,0 +1,220 @@
+"""Token cross-entropies, masks and weighted token means shared by the language losses.
+
+Every language loss here is batch-level: it returns one scalar, the mean over
+the valid tokens of the batch, and applies ``sample_weight`` inside that mean
+(each token of row ``b`` counts ``w_b`` times), so Keras' reduction never
+averages a second time. Ignored positions are replaced by the safe class 0
+before any cross-entropy op sees them and are then zero-weighted, so an
+``ignore_index`` such as -100 never indexes a logit on any backend.
+"""
+
+import math
+import numbers
+
+import keras
+
+from dl_techniques.losses.core import distributed, numerics
+
+_HALF_DTYPES = ("float16", "bfloat16")
+LM_LOSS_TYPES = ("stable_max", "softmax")
+
+
+def is_real_number(value):
+    """Whether ``value`` is a finite real number (bools excluded)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def check_ignore_index(owner, ignore_index):
+    """Raises ``ValueError`` unless ``ignore_index`` is an int."""
+    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
+        raise ValueError(
+            f"{owner}: `ignore_index` must be an int; got ignore_index={ignore_index!r}."
+        )
+    return int(ignore_index)
+
+
+def compute_dtype(loss):
+    """The dtype the loss computes in: float32 for a half-precision loss dtype."""
+    return "float32" if loss.dtype in _HALF_DTYPES else loss.dtype
+
+
+def static_shape(tensor):
+    """Returns the static shape as a tuple, ``None`` where unknown."""
+    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+
+
+def token_inputs(owner, labels, logits, dtype, labels_name="y_true", logits_name="y_pred"):
+    """Returns ``(labels, logits)`` as int32 and ``dtype`` tensors, shapes checked.
+
+    ``logits`` must be ``(B, ..., V)`` and ``labels`` the same shape without
+    the vocabulary axis; unknown (``None``) dimensions match anything.
+    """
+    logits = keras.ops.cast(keras.ops.convert_to_tensor(logits), dtype)
+    labels = keras.ops.cast(keras.ops.convert_to_tensor(labels), "int32")
+    label_shape, logit_shape = static_shape(labels), static_shape(logits)
+    compatible = len(label_shape) >= 1 and len(logit_shape) == len(label_shape) + 1
+    if compatible:
+        compatible = all(
+            a is None or b is None or a == b
+            for a, b in zip(label_shape, logit_shape[:-1], strict=True)
+        )
+    if not compatible:
+        raise ValueError(
+            f"{owner}: `{logits_name}` must be logits of shape (batch, ..., vocab) and "
+            f"`{labels_name}` token ids of shape (batch, ...) matching it without the vocab "
+            f"axis; got {labels_name} shape {label_shape} and {logits_name} shape {logit_shape}."
+        )
+    return labels, logits
+
+
+def check_label_values(owner, labels, vocab_size, ignore_index, labels_name="y_true"):
+    """Raises ``ValueError`` for ids outside ``[0, vocab)`` that are not ``ignore_index``.
+
+    Only tensors that hold values can be checked: under ``tf.function``,
+    ``jax.jit`` or ``torch.compile`` the check is skipped and an out-of-range
+    id scores as the safe class 0, zero-weighted like an ignored one.
+    """
+    if not numerics.holds_values(labels) or vocab_size is None:
+        return
+    out_of_range = keras.ops.logical_and(
+        keras.ops.not_equal(labels, ignore_index),
+        keras.ops.logical_or(labels < 0, labels >= vocab_size),
+    )
+    if bool(keras.ops.convert_to_numpy(keras.ops.any(out_of_range))):
+        found = keras.ops.convert_to_numpy(
+            keras.ops.stack([keras.ops.min(labels), keras.ops.max(labels)])
+        ).tolist()
+        raise ValueError(
+            f"{owner}: `{labels_name}` must hold token ids in [0, {vocab_size}) or "
+            f"ignore_index={ignore_index}; got ids in [{found[0]}, {found[1]}] for "
+            f"{labels_name} shape {static_shape(labels)}."
+        )
+
+
+def valid_and_safe_labels(labels, ids_in_range, ignore_index):
+    """Returns ``(valid, safe_labels)``: a bool mask and ids with 0 at ignored positions."""
+    valid = keras.ops.not_equal(labels, ignore_index)
+    if ids_in_range is not None:
+        valid = keras.ops.logical_and(
+            valid, keras.ops.logical_and(labels >= 0, labels < ids_in_range)
+        )
+    return valid, keras.ops.where(valid, labels, keras.ops.zeros_like(labels))
+
+
+def softmax_cross_entropy(safe_labels, logits, label_smoothing=0.0):
+    """Per-token softmax cross-entropy, with Keras' label smoothing.
+
+    ```
+    ce = logsumexp(x) - x_y
+    smoothed = (1 - s) ce + s (logsumexp(x) - mean_v x_v) = ce + s (x_y - mean_v x_v)
+    ```
+    """
+    per_token = keras.ops.sparse_categorical_crossentropy(safe_labels, logits, from_logits=True)
+    if label_smoothing:
+        label_logits = gather_labels(logits, safe_labels)
+        smoothing = keras.ops.cast(label_smoothing, logits.dtype)
+        per_token = per_token + smoothing * (label_logits - keras.ops.mean(logits, axis=-1))
+    return per_token
+
+
+def stablemax_cross_entropy(safe_labels, logits):
+    """Per-token stablemax cross-entropy ``log(sum_v s(x_v)) - log s(x_y)``.
+
+    ``s(x) = x + 1`` for ``x >= 0`` and ``1 / (1 - x)`` for ``x < 0``; ``s``
+    grows only linearly, so neither the sum nor its log overflows for logits
+    of magnitude 1e4 in float32.
+    """
+    label_logits = gather_labels(logits, safe_labels)
+    return keras.ops.log(keras.ops.sum(stablemax_s(logits), axis=-1)) - log_stablemax_s(
+        label_logits
+    )
+
+
+def stablemax_s(x):
+    """``s(x)``, each branch fed only values where it is finite, so its gradient is too."""
+    non_negative = x >= 0
+    zeros = keras.ops.zeros_like(x)
+    positive_part = keras.ops.where(non_negative, x, zeros)
+    negative_part = keras.ops.where(non_negative, zeros, x)
+    return keras.ops.where(non_negative, positive_part + 1.0, 1.0 / (1.0 - negative_part))
+
+
+def log_stablemax_s(x):
+    """``log s(x)`` as ``log1p(x)`` or ``-log1p(-x)``, exact near 0."""
+    non_negative = x >= 0
+    zeros = keras.ops.zeros_like(x)
+    positive_part = keras.ops.where(non_negative, x, zeros)
+    negative_part = keras.ops.where(non_negative, zeros, x)
+    return keras.ops.where(
+        non_negative, keras.ops.log1p(positive_part), -keras.ops.log1p(-negative_part)
+    )
+
+
+def gather_labels(logits, safe_labels):
+    """Returns ``logits[..., safe_labels]``, shape of ``safe_labels``."""
+    picked = keras.ops.take_along_axis(logits, keras.ops.expand_dims(safe_labels, -1), axis=-1)
+    return keras.ops.squeeze(picked, axis=-1)
+
+
+def row_weights(owner, sample_weight, batch_size, dtype):
+    """Returns ``sample_weight`` as a ``(B,)`` tensor; ones when it is None.
+
+    Raises:
+        ValueError: For a weight that is not a scalar, ``(B,)`` or ``(B, 1)``.
+    """
+    if sample_weight is None:
+        return keras.ops.ones((batch_size,), dtype=dtype)
+    weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), dtype)
+    shape = static_shape(weights)
+    static_batch = batch_size if isinstance(batch_size, int) else None
+    valid = len(shape) == 0 or (
+        len(shape) in (1, 2)
+        and (shape[0] is None or static_batch is None or shape[0] == static_batch)
+        and (len(shape) == 1 or shape[1] in (1, None))
+    )
+    if not valid:
+        raise ValueError(
+            f"{owner}: `sample_weight` must have shape (batch,) or (batch, 1); got "
+            f"sample_weight shape {shape} for a batch of {batch_size}."
+        )
+    return keras.ops.broadcast_to(keras.ops.reshape(weights, (-1,)), (batch_size,))
+
+
+def weighted_token_mean(per_token, valid, weights):
+    """Mean of ``per_token`` over valid tokens, token of row b counted ``w_b`` times.
+
+    ```
+    mean = sum_{b,t} w_b v_bt l_bt / sum_{b,t} w_b v_bt      (0 when nothing is valid)
+    ```
+
+    The denominator is averaged over replicas (``tf.distribute``, torch DDP),
+    so the replica gradients, averaged as those strategies do, are the
+    gradient of the global token mean; with one replica it is unchanged.
+    """
+    token_weights = keras.ops.cast(valid, per_token.dtype) * expand_to_rank(
+        weights, len(per_token.shape)
+    )
+    total = distributed.all_mean(keras.ops.sum(token_weights))
+    return safe_divide(keras.ops.sum(per_token * token_weights), total)
+
+
+def weighted_row_mean(per_row, weights):
+    """``sum_b w_b l_b / sum_b w_b``, 0 for an all-zero weight, replica-averaged like above."""
+    total = distributed.all_mean(keras.ops.sum(weights))
+    return safe_divide(keras.ops.sum(per_row * weights), total)
+
+
+def safe_divide(numerator, denominator):
+    """``numerator / denominator``, or 0 with a zero gradient where the denominator is 0."""
+    positive = denominator > 0
+    safe_denominator = keras.ops.where(positive, denominator, keras.ops.ones_like(denominator))
+    return keras.ops.where(positive, numerator / safe_denominator, keras.ops.zeros_like(numerator))
+
+
+def expand_to_rank(weights, rank):
+    """Reshapes ``(B,)`` weights to ``(B, 1, ..., 1)`` of the given rank."""
+    return keras.ops.reshape(weights, (-1,) + (1,) * (rank - 1))

@@ -1,0 +1,217 @@
+"""The Hierarchical Reasoning Model loss: token cross-entropy plus halting Q-learning terms."""
+
+import keras
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.generative import _language
+
+_TRUE_KEYS = ("labels", "target_q_continue")
+_PRED_KEYS = ("logits", "q_halt_logits", "q_continue_logits")
+
+
+@register_serializable
+class HRMLoss(keras.losses.Loss):
+    """Language-model loss plus the two adaptive-halting Q losses of HRM.
+
+    With token ids ``y`` ``(B, L)``, logits ``x`` ``(B, L, V)``, halting
+    logits ``h`` and ``c`` ``(B,)``, the Q-learning target ``g`` ``(B,)`` in
+    [0, 1] and sample weights ``w`` (1 without ``sample_weight``):
+
+    ```
+    valid_bt   = (y_bt != ignore_index)
+    correct_b  = all_t (not valid_bt or argmax_v x_btv == y_bt)
+    lm         = sum_bt w_b valid_bt ce(x_bt, y_bt) / sum_bt w_b valid_bt
+    bce(z, q)  = softplus(z) - q z
+    q_halt     = sum_b w_b bce(h_b, correct_b) / sum_b w_b
+    q_continue = sum_b w_b bce(c_b, g_b) / sum_b w_b
+    loss = lm + q_loss_weight (q_halt + q_continue)
+    ```
+
+    ``ce`` is the stablemax cross-entropy (see ``StableMaxCrossEntropy``) for
+    ``lm_loss_type="stable_max"`` and the softmax cross-entropy for
+    ``"softmax"``; both are means over the valid tokens of the batch, so the
+    two options are on the same scale. ``correct_b`` (``sequence_is_correct``)
+    is computed inside from the logits and carries no gradient; a row without
+    valid tokens counts as correct, and an argmax tie goes to the lowest id.
+    Ignored positions are scored against the safe id 0 and weighted 0, so
+    ``ignore_index`` never indexes the logits. Unlike the reference code,
+    which sums the BCE terms over the batch, they are averaged here, so the
+    loss does not grow with the batch size.
+
+    Inputs are dicts: ``y_true = {"labels", "target_q_continue"}`` and
+    ``y_pred = {"logits", "q_halt_logits", "q_continue_logits"}``; the
+    ``(B,)`` tensors may also be ``(B, 1)``. The loss is batch-level and
+    returns one scalar: ``reduction`` has no effect and ``sample_weight``
+    (``(B,)`` or ``(B, 1)``) weights every term of its row inside the means,
+    so an integer weight ``k`` equals repeating the row ``k`` times.
+    Float16/bfloat16 inputs are computed in float32.
+
+    Reference:
+        Wang, G., Li, J., Sun, Y., Chen, X., Liu, C., Wu, Y., Lu, M., Song,
+        S., Abbasi Yadkori, Y. (2025). Hierarchical Reasoning Model.
+        https://arxiv.org/abs/2506.21734
+
+    Args:
+        q_loss_weight: Float >= 0 weighting the sum of the two Q losses.
+            Defaults to 0.5.
+        lm_loss_type: ``"stable_max"`` or ``"softmax"``, the cross-entropy of
+            the language-model term. Defaults to ``"stable_max"``.
+        ignore_index: Int; label id of positions without a target. Defaults
+            to -100.
+        reduction: Accepted for Keras compatibility; no effect.
+        name: Name of the loss instance. Defaults to ``"hrm_loss"``.
+        dtype: Dtype of the returned value. Defaults to
+            ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = HRMLoss(lm_loss_type="softmax")
+    y_true = {"labels": [[1, -100]], "target_q_continue": [0.0]}
+    y_pred = {
+        "logits": keras.ops.zeros((1, 2, 4)),
+        "q_halt_logits": [0.0],
+        "q_continue_logits": [0.0],
+    }
+    loss(y_true, y_pred)  # log(4) + 0.5 * (log(2) + log(2)) = 2.0794
+    ```
+    """
+
+    def __init__(
+        self,
+        q_loss_weight=0.5,
+        lm_loss_type="stable_max",
+        ignore_index=-100,
+        reduction="sum_over_batch_size",
+        name="hrm_loss",
+        dtype=None,
+    ):
+        if not _language.is_real_number(q_loss_weight) or q_loss_weight < 0:
+            raise ValueError(
+                "HRMLoss: `q_loss_weight` must be a finite number >= 0; got "
+                f"q_loss_weight={q_loss_weight!r}."
+            )
+        if lm_loss_type not in _language.LM_LOSS_TYPES:
+            raise ValueError(
+                f"HRMLoss: `lm_loss_type` must be one of {_language.LM_LOSS_TYPES}; got "
+                f"lm_loss_type={lm_loss_type!r}."
+            )
+        ignore_index = _language.check_ignore_index("HRMLoss", ignore_index)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.q_loss_weight = float(q_loss_weight)
+        self.lm_loss_type = lm_loss_type
+        self.ignore_index = ignore_index
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with keras.name_scope(self.name):
+            return self._batch_loss(y_true, y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        return self._batch_loss(y_true, y_pred, None)
+
+    def _batch_loss(self, y_true, y_pred, sample_weight):
+        dtype = _language.compute_dtype(self)
+        _check_keys("y_true", y_true, _TRUE_KEYS)
+        _check_keys("y_pred", y_pred, _PRED_KEYS)
+        labels, logits = _language.token_inputs(
+            "HRMLoss",
+            y_true["labels"],
+            y_pred["logits"],
+            dtype,
+            labels_name='y_true["labels"]',
+            logits_name='y_pred["logits"]',
+        )
+        batch_size = logits.shape[0]
+        q_halt_logits = _per_row("y_pred", "q_halt_logits", y_pred, batch_size, dtype)
+        q_continue_logits = _per_row("y_pred", "q_continue_logits", y_pred, batch_size, dtype)
+        target_q_continue = _per_row("y_true", "target_q_continue", y_true, batch_size, dtype)
+        vocab_size = logits.shape[-1]
+        _language.check_label_values(
+            "HRMLoss", labels, vocab_size, self.ignore_index, labels_name='y_true["labels"]'
+        )
+        in_range = vocab_size if vocab_size is not None else keras.ops.shape(logits)[-1]
+        valid, safe_labels = _language.valid_and_safe_labels(labels, in_range, self.ignore_index)
+
+        if self.lm_loss_type == "stable_max":
+            per_token = _language.stablemax_cross_entropy(safe_labels, logits)
+        else:
+            per_token = _language.softmax_cross_entropy(safe_labels, logits)
+        weights = _language.row_weights("HRMLoss", sample_weight, keras.ops.shape(labels)[0], dtype)
+        lm_loss = _language.weighted_token_mean(per_token, valid, weights)
+
+        correct = sequence_is_correct(logits, labels, valid, dtype)
+        q_halt_loss = _language.weighted_row_mean(
+            _binary_cross_entropy(q_halt_logits, correct), weights
+        )
+        q_continue_loss = _language.weighted_row_mean(
+            _binary_cross_entropy(q_continue_logits, target_q_continue), weights
+        )
+        loss = lm_loss + self.q_loss_weight * (q_halt_loss + q_continue_loss)
+        return keras.ops.cast(loss, self.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "q_loss_weight": self.q_loss_weight,
+            "lm_loss_type": self.lm_loss_type,
+            "ignore_index": self.ignore_index,
+        }
+
+
+def create_hrm_loss(q_loss_weight=0.5, lm_loss_type="stable_max", ignore_index=-100, **kwargs):
+    """Returns an ``HRMLoss`` with the HRM paper's defaults.
+
+    Args:
+        q_loss_weight: Weight of the summed halting Q losses. Defaults to 0.5.
+        lm_loss_type: ``"stable_max"`` or ``"softmax"``. Defaults to
+            ``"stable_max"``.
+        ignore_index: Label id of positions without a target. Defaults to
+            -100.
+        **kwargs: Further ``HRMLoss`` arguments (``name``, ``dtype``).
+
+    Example:
+
+    ```python
+    loss = create_hrm_loss(lm_loss_type="softmax")
+    model.compile(optimizer="adam", loss=loss)
+    ```
+    """
+    return HRMLoss(
+        q_loss_weight=q_loss_weight, lm_loss_type=lm_loss_type, ignore_index=ignore_index, **kwargs
+    )
+
+
+def sequence_is_correct(logits, labels, valid, dtype):
+    """1.0 for rows whose every valid token has its label as the argmax, else 0.0."""
+    predicted = keras.ops.cast(keras.ops.argmax(logits, axis=-1), labels.dtype)
+    wrong = keras.ops.logical_and(valid, keras.ops.not_equal(predicted, labels))
+    any_wrong = keras.ops.any(wrong, axis=tuple(range(1, len(labels.shape))))
+    return keras.ops.cast(keras.ops.logical_not(any_wrong), dtype)
+
+
+def _binary_cross_entropy(logits, targets):
+    # softplus(z) - q z equals -q log sigmoid(z) - (1 - q) log sigmoid(-z)
+    # without computing a log of a probability that can round to 0.
+    return keras.ops.softplus(logits) - targets * logits
+
+
+def _check_keys(argument, structure, keys):
+    if not isinstance(structure, dict) or any(key not in structure for key in keys):
+        found = sorted(structure) if isinstance(structure, dict) else type(structure).__name__
+        raise ValueError(f"HRMLoss: `{argument}` must be a dict with keys {keys}; got {found}.")
+
+
+def _per_row(argument, key, structure, batch_size, dtype):
+    tensor = keras.ops.cast(keras.ops.convert_to_tensor(structure[key]), dtype)
+    given_shape = _language.static_shape(tensor)
+    shape = given_shape
+    if len(shape) == 2 and shape[1] == 1:
+        tensor = keras.ops.squeeze(tensor, axis=1)
+        shape = shape[:1]
+    if len(shape) != 1 or (None not in (shape[0], batch_size) and shape[0] != batch_size):
+        raise ValueError(
+            f'HRMLoss: `{argument}["{key}"]` must have shape (batch,) or (batch, 1) with '
+            f"batch {batch_size} as in the logits; got shape {given_shape}."
+        )
+    return tensor

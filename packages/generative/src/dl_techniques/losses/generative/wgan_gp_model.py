@@ -1,0 +1,404 @@
+"""A Keras model that trains a WGAN-GP with stock ``compile`` and ``fit``."""
+
+import numbers
+
+import keras
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.generative import _wasserstein
+from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
+
+
+@register_serializable
+class WGANGPModel(keras.Model):
+    """A generator and a critic trained as a WGAN-GP by ``fit`` on any backend.
+
+    Each ``fit`` step takes a batch of real samples ``x`` (no targets) and
+    runs Algorithm 1 of Gulrajani et al.: ``critic_steps`` critic updates,
+    then one generator update, each on fresh latent draws ``z``:
+
+    ```
+    critic:     mean D(G(z)) - mean D(x) + compute_gradient_penalty(D, x, G(z))
+    generator:  - mean D(G(z))
+    ```
+
+    The critic updates of one step reuse its real batch. The train step is
+    written for tensorflow (``tf.GradientTape``), jax (a stateless step under
+    ``jax.jit``) and torch (autograd), so ``compile``/``fit`` need nothing
+    else. ``fit`` reports ``critic_loss``, ``gradient_penalty`` (of the last
+    critic update) and ``generator_loss``.
+
+    Calling the model scores samples with the critic, so ``predict`` gives
+    critic scores; ``sample_latent`` draws the latent codes, and a subclass
+    may override it to change the prior. Randomness (latents, interpolation
+    weights) comes from the model's ``keras.random.SeedGenerator``, seeded by
+    ``seed``.
+
+    Reference:
+        Gulrajani, I., Ahmed, F., Arjovsky, M., Dumoulin, V., & Courville, A.
+        (2017). Improved Training of Wasserstein GANs. NeurIPS 2017.
+        https://arxiv.org/abs/1704.00028
+
+    Args:
+        generator: Keras model mapping latents ``(B, latent_dim)`` to samples.
+        critic: Keras model mapping samples to scores ``(B, 1)``; no batch
+            normalisation (the penalty is per sample).
+        latent_dim: Positive int, the size of a latent code.
+        critic_steps: Positive int, critic updates per generator update.
+            Defaults to 5.
+        lambda_gp: Finite number >= 0, the penalty coefficient. Defaults to
+            10.0.
+        seed: Optional int seeding the model's random draws.
+        **kwargs: Passed to ``keras.Model`` (``name``, ...).
+
+    Example:
+
+    ```python
+    generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, "relu"),
+                               keras.layers.Dense(1)])
+    gan = WGANGPModel(generator, critic, latent_dim=4, critic_steps=5, lambda_gp=10.0)
+    gan.compile(
+        critic_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+        generator_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+    )
+    gan.fit(real_samples, batch_size=64, epochs=2)
+    samples = gan.generator(gan.sample_latent(256))
+    ```
+    """
+
+    def __init__(
+        self, generator, critic, latent_dim, critic_steps=5, lambda_gp=10.0, seed=None, **kwargs
+    ):
+        _check_positive_int("latent_dim", latent_dim)
+        _check_positive_int("critic_steps", critic_steps)
+        _wasserstein.check_lambda_gp("WGANGPModel", lambda_gp)
+        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+            raise ValueError(f"WGANGPModel: `seed` must be None or an int; got seed={seed!r}.")
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.critic = critic
+        self.latent_dim = int(latent_dim)
+        self.critic_steps = int(critic_steps)
+        self.lambda_gp = float(lambda_gp)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
+        self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
+        self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
+        if generator.built and critic.built:
+            self.built = True
+
+    def build(self, input_shape):
+        if not self.generator.built:
+            self.generator.build((None, self.latent_dim))
+        if not self.critic.built:
+            self.critic.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.critic(inputs, training=training)
+
+    def sample_latent(self, batch_size):
+        """Returns ``batch_size`` latent codes drawn from N(0, I)."""
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    @property
+    def metrics(self):
+        return [self.critic_loss_tracker, self.penalty_tracker, self.generator_loss_tracker]
+
+    def compile(self, critic_optimizer=None, generator_optimizer=None, **kwargs):
+        """Configures the two optimizers for ``fit``.
+
+        Args:
+            critic_optimizer: Optimizer (or its name) of the critic. Defaults
+                to the paper's ``Adam(1e-4, beta_1=0.0, beta_2=0.9)``.
+            generator_optimizer: Optimizer (or its name) of the generator, a
+                different instance from ``critic_optimizer``. Same default.
+            **kwargs: ``jit_compile``, ``run_eagerly``,
+                ``steps_per_execution``, as for ``keras.Model.compile``.
+        """
+        for argument in ("loss", "loss_weights", "metrics", "weighted_metrics", "optimizer"):
+            if kwargs.get(argument) is not None:
+                raise ValueError(
+                    f"WGANGPModel: compile takes critic_optimizer and generator_optimizer; "
+                    f"`{argument}` is not used (the WGAN-GP losses are built in), got "
+                    f"{argument}={kwargs[argument]!r}."
+                )
+            kwargs.pop(argument, None)
+        critic_optimizer = _optimizer(critic_optimizer)
+        generator_optimizer = _optimizer(generator_optimizer)
+        if critic_optimizer is generator_optimizer:
+            raise ValueError(
+                "WGANGPModel: `critic_optimizer` and `generator_optimizer` must be two "
+                "optimizer instances; got the same instance twice."
+            )
+        self.critic_optimizer = critic_optimizer
+        self.generator_optimizer = generator_optimizer
+        pair = _OptimizerPair(critic_optimizer, generator_optimizer, self._variable_groups)
+        super().compile(optimizer=pair, **kwargs)
+        self._wgan_compile_config = {
+            "critic_optimizer": keras.saving.serialize_keras_object(critic_optimizer),
+            "generator_optimizer": keras.saving.serialize_keras_object(generator_optimizer),
+            **{key: value for key, value in kwargs.items() if key != "auto_scale_loss"},
+        }
+
+    def get_compile_config(self):
+        return dict(getattr(self, "_wgan_compile_config", {}))
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        self.compile(
+            critic_optimizer=keras.saving.deserialize_keras_object(config.pop("critic_optimizer")),
+            generator_optimizer=keras.saving.deserialize_keras_object(
+                config.pop("generator_optimizer")
+            ),
+            **config,
+        )
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, *args):
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._jax_train_step(*args)
+        if backend == "tensorflow":
+            return self._tensorflow_train_step(*args)
+        if backend == "torch":
+            return self._torch_train_step(*args)
+        raise ValueError(f"WGANGPModel: backend {backend!r} is not supported.")
+
+    def critic_losses(self, real):
+        """Returns ``(critic_loss, gradient_penalty)`` on ``real`` and fresh fakes.
+
+        No gradient reaches the generator through the fakes.
+        """
+        batch_size = keras.ops.shape(real)[0]
+        fake = self.generator(self.sample_latent(batch_size), training=True)
+        fake = keras.ops.stop_gradient(fake)
+        real_scores = self.critic(real, training=True)
+        fake_scores = self.critic(fake, training=True)
+        penalty = compute_gradient_penalty(
+            self.critic, real, fake, lambda_gp=self.lambda_gp, seed=self.seed_generator
+        )
+        wasserstein = keras.ops.mean(fake_scores) - keras.ops.mean(real_scores)
+        return wasserstein + penalty, penalty
+
+    def generator_loss(self, batch_size):
+        """Returns ``-mean D(G(z))`` on ``batch_size`` fresh latent codes."""
+        fake = self.generator(self.sample_latent(batch_size), training=True)
+        return -keras.ops.mean(self.critic(fake, training=True))
+
+    def _real_batch(self, data):
+        real = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return keras.ops.cast(real, self.critic.compute_dtype)
+
+    def _variable_groups(self):
+        return self.critic.trainable_variables, self.generator.trainable_variables
+
+    def _logs(self, critic_loss, penalty, generator_loss):
+        self.critic_loss_tracker.update_state(critic_loss)
+        self.penalty_tracker.update_state(penalty)
+        self.generator_loss_tracker.update_state(generator_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _tensorflow_train_step(self, data):
+        import tensorflow as tf
+
+        real = self._real_batch(data)
+        critic_variables, generator_variables = self._variable_groups()
+        for _ in range(self.critic_steps):
+            with tf.GradientTape() as tape:
+                critic_loss, penalty = self.critic_losses(real)
+            gradients = tape.gradient(critic_loss, critic_variables)
+            self.critic_optimizer.apply_gradients(zip(gradients, critic_variables, strict=True))
+        with tf.GradientTape() as tape:
+            generator_loss = self.generator_loss(keras.ops.shape(real)[0])
+        gradients = tape.gradient(generator_loss, generator_variables)
+        self.generator_optimizer.apply_gradients(zip(gradients, generator_variables, strict=True))
+        return self._logs(critic_loss, penalty, generator_loss)
+
+    def _torch_train_step(self, data):
+        import torch
+
+        real = self._real_batch(data)
+        critic_variables, generator_variables = self._variable_groups()
+        for _ in range(self.critic_steps):
+            self.zero_grad()
+            critic_loss, penalty = self.critic_losses(real)
+            critic_loss.backward()
+            _torch_apply(torch, self.critic_optimizer, critic_variables)
+        self.zero_grad()
+        generator_loss = self.generator_loss(keras.ops.shape(real)[0])
+        generator_loss.backward()
+        _torch_apply(torch, self.generator_optimizer, generator_variables)
+        self.zero_grad()
+        return self._logs(critic_loss.detach(), penalty.detach(), generator_loss.detach())
+
+    def _jax_train_step(self, state, data):
+        trainable, non_trainable, optimizer_values, metric_values = state
+        step = _JaxStep(self, trainable, non_trainable)
+        critic_optimizer_size = len(self.critic_optimizer.variables)
+        critic_state = list(optimizer_values[:critic_optimizer_size])
+        generator_state = list(optimizer_values[critic_optimizer_size:])
+        real = self._real_batch(data)
+        batch_size = real.shape[0]
+        for _ in range(self.critic_steps):
+            (critic_loss, penalty), critic_state = step.update(
+                self.critic, self.critic_optimizer, critic_state, lambda: self.critic_losses(real)
+            )
+        (generator_loss, _), generator_state = step.update(
+            self.generator,
+            self.generator_optimizer,
+            generator_state,
+            lambda: (self.generator_loss(batch_size), 0.0),
+        )
+        logs, new_metric_values, offset = {}, [], 0
+        for metric, value in zip(self.metrics, (critic_loss, penalty, generator_loss), strict=True):
+            own = metric_values[offset : offset + len(metric.variables)]
+            offset += len(metric.variables)
+            own = metric.stateless_update_state(own, value)
+            logs[metric.name] = metric.stateless_result(own)
+            new_metric_values.extend(own)
+        state = (
+            step.trainable,
+            step.non_trainable,
+            [*critic_state, *generator_state],
+            new_metric_values,
+        )
+        return logs, state
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "critic": keras.saving.serialize_keras_object(self.critic),
+            "latent_dim": self.latent_dim,
+            "critic_steps": self.critic_steps,
+            "lambda_gp": self.lambda_gp,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "critic"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+class _JaxStep:
+    """The model's variable values inside one jitted jax train step.
+
+    ``update`` differentiates a loss with respect to one sub-model's
+    trainable values, with every model variable read from the current values
+    (a ``keras.StatelessScope``), and applies its optimizer statelessly.
+    """
+
+    def __init__(self, model, trainable, non_trainable):
+        self._model = model
+        self._trainable_refs = list(model.trainable_variables)
+        self._non_trainable_refs = list(model.non_trainable_variables)
+        self.trainable = list(trainable)
+        self.non_trainable = list(non_trainable)
+
+    def update(self, sub_model, optimizer, optimizer_state, loss_fn):
+        import jax
+
+        positions = {id(variable): index for index, variable in enumerate(self._trainable_refs)}
+        indices = [positions[id(variable)] for variable in sub_model.trainable_variables]
+
+        def objective(sub_values):
+            values = list(self.trainable)
+            for index, value in zip(indices, sub_values, strict=True):
+                values[index] = value
+            mapping = [
+                *zip(self._trainable_refs, values, strict=True),
+                *zip(self._non_trainable_refs, self.non_trainable, strict=True),
+            ]
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                loss, extra = loss_fn()
+            updated = [
+                _current(scope, variable, value)
+                for variable, value in zip(
+                    self._non_trainable_refs, self.non_trainable, strict=True
+                )
+            ]
+            return loss, (extra, updated)
+
+        sub_values = [self.trainable[index] for index in indices]
+        (loss, (extra, updated)), gradients = jax.value_and_grad(objective, has_aux=True)(
+            sub_values
+        )
+        new_values, optimizer_state = optimizer.stateless_apply(
+            optimizer_state, gradients, sub_values
+        )
+        for index, value in zip(indices, new_values, strict=True):
+            self.trainable[index] = value
+        self.non_trainable = updated
+        return (loss, extra), list(optimizer_state)
+
+
+class _OptimizerPair(keras.optimizers.Optimizer):
+    """The critic's and the generator's optimizers seen by ``fit`` as one.
+
+    ``fit`` builds, saves and (on jax) threads ``model.optimizer.variables``
+    through the train step; this exposes both optimizers' variables, critic
+    first, and builds each on its own sub-model's weights.
+    """
+
+    def __init__(self, critic_optimizer, generator_optimizer, variable_groups):
+        super().__init__(learning_rate=0.0, name="wgan_gp_optimizers")
+        self.critic_optimizer = critic_optimizer
+        self.generator_optimizer = generator_optimizer
+        self._variable_groups = variable_groups
+
+    @property
+    def variables(self):
+        return [*self.critic_optimizer.variables, *self.generator_optimizer.variables]
+
+    @property
+    def iterations(self):
+        return self.generator_optimizer.iterations
+
+    def build(self, variables):
+        critic_variables, generator_variables = self._variable_groups()
+        if not self.critic_optimizer.built:
+            self.critic_optimizer.build(critic_variables)
+        if not self.generator_optimizer.built:
+            self.generator_optimizer.build(generator_variables)
+        self.built = True
+
+    def save_own_variables(self, store):
+        """Saves nothing: each wrapped optimizer saves its own variables."""
+
+    def load_own_variables(self, store):
+        """Loads nothing: each wrapped optimizer loads its own variables."""
+
+
+def _current(scope, variable, fallback):
+    value = scope.get_current_value(variable)
+    return fallback if value is None else value
+
+
+def _torch_apply(torch, optimizer, variables):
+    gradients = [
+        variable.value.grad if variable.value.grad is not None else torch.zeros_like(variable.value)
+        for variable in variables
+    ]
+    with torch.no_grad():
+        optimizer.apply(gradients, variables)
+
+
+def _optimizer(optimizer):
+    if optimizer is None:
+        return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
+    return keras.optimizers.get(optimizer)
+
+
+def _check_positive_int(argument, value):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"WGANGPModel: `{argument}` must be a positive int; got {argument}={value!r}."
+        )

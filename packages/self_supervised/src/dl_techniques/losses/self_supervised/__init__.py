@@ -1,0 +1,23 @@
+"""Self-supervised losses: CLIP, SigLIP, DINO, iBOT, KoLeo, feature alignment, deep clustering."""
+
+from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.clustering_loss import ClusteringLoss
+from dl_techniques.losses.self_supervised.contrastive_logits_layer import ContrastiveLogitsLayer
+from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
+from dl_techniques.losses.self_supervised.feature_alignment_loss import FeatureAlignmentLoss
+from dl_techniques.losses.self_supervised.ibot_patch_loss import iBOTPatchLoss
+from dl_techniques.losses.self_supervised.koleo_loss import KoLeoLoss
+from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
+
+__all__ = [
+    "CLIPContrastiveLoss",
+    "ClusteringLoss",
+    "ContrastiveLogitsLayer",
+    "DINOLoss",
+    "FeatureAlignmentLoss",
+    "KoLeoLoss",
+    "SigLIPContrastiveLoss",
+    "TeacherCenterLayer",
+    "iBOTPatchLoss",
+]

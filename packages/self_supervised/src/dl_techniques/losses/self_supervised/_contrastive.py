@@ -1,0 +1,200 @@
+"""Input forms of the image-text contrastive losses, and their cross-replica view.
+
+A contrastive prediction arrives as logits or similarities of every image
+against every text, or as the two embedding batches. ``parse_prediction``
+checks its static shapes and returns a :class:`PairedBatch`: the local rows
+(one per local sample) scored against every column of the global batch, plus
+the score of each local sample's own pair.
+"""
+
+import dataclasses
+import math
+import numbers
+
+import keras
+
+from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core.distributed import all_gather, replica_count
+
+IMAGE_LOGITS = "logits_per_image"
+TEXT_LOGITS = "logits_per_text"
+IMAGE_EMBEDDINGS = "image_embeddings"
+TEXT_EMBEDDINGS = "text_embeddings"
+
+_NORM_EPSILON = 1e-12
+_FORMS = (
+    f'a (B, B) matrix, a dict {{"{IMAGE_LOGITS}", "{TEXT_LOGITS}"}}, a 2-tuple of '
+    f'(B, B) matrices, or a dict {{"{IMAGE_EMBEDDINGS}", "{TEXT_EMBEDDINGS}"}} of (B, D) '
+    "embeddings"
+)
+
+
+@dataclasses.dataclass
+class PairedBatch:
+    """Similarities of the local samples against the whole batch.
+
+    Attributes:
+        image_rows: ``(b, N)`` scores of each local image against every text of
+            the global batch (``b = N`` on one device); ``None`` for
+            embeddings parsed without ``need_text_rows``, whose caller scores
+            ``image`` against ``texts`` itself.
+        text_rows: ``(b, N)`` scores of each local text against every image,
+            ``None`` when the input gave only ``logits_per_image``.
+        positives: ``(b,)`` score of each local image with its own text.
+        text_positives: ``(b,)`` score of each local text with its own image
+            when ``logits_per_text`` was given; ``None`` when it equals
+            ``positives``.
+        image: ``(b, D)`` L2-normalised local image embeddings, or ``None``
+            for the logits forms.
+        texts: ``(N, D)`` L2-normalised text embeddings of the global batch,
+            or ``None`` for the logits forms.
+    """
+
+    image_rows: object
+    text_rows: object
+    positives: object
+    text_positives: object = None
+    image: object = None
+    texts: object = None
+
+    @property
+    def from_embeddings(self):
+        return self.image is not None
+
+
+def parse_prediction(loss_name, y_pred, need_text_rows):
+    """Returns the :class:`PairedBatch` of ``y_pred``, computed in float32 for half inputs.
+
+    With embeddings, both batches are L2-normalised and, under
+    ``tf.distribute`` or torch DDP, the other replicas' embeddings are
+    gathered (with gradient), so the columns span the global batch while the
+    rows stay local. The logits forms are used as given, on every replica.
+
+    Args:
+        loss_name: Name of the calling loss, for error messages.
+        y_pred: One of the input forms (see the module docstring).
+        need_text_rows: Whether to compute ``text_rows`` for embeddings.
+            Without it, embeddings leave ``image_rows`` to the caller, which
+            scores ``image`` against ``texts`` in chunks.
+    """
+    if isinstance(y_pred, dict):
+        keys = set(y_pred)
+        if keys == {IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS}:
+            return _from_embeddings(
+                loss_name, y_pred[IMAGE_EMBEDDINGS], y_pred[TEXT_EMBEDDINGS], need_text_rows
+            )
+        if keys == {IMAGE_LOGITS, TEXT_LOGITS}:
+            return _from_logits(loss_name, y_pred[IMAGE_LOGITS], y_pred[TEXT_LOGITS])
+        raise ValueError(
+            f"{loss_name}: a dict `y_pred` must have the keys {[IMAGE_LOGITS, TEXT_LOGITS]} "
+            f"or {[IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS]}; got keys {sorted(keys)}."
+        )
+    if isinstance(y_pred, (tuple, list)) and all(hasattr(item, "shape") for item in y_pred):
+        if len(y_pred) != 2:
+            raise ValueError(
+                f"{loss_name}: a tuple `y_pred` must hold (logits_per_image, "
+                f"logits_per_text); got {len(y_pred)} items."
+            )
+        return _from_logits(loss_name, y_pred[0], y_pred[1])
+    # Nested Python lists of numbers are one matrix, as in Keras' own losses.
+    return _from_logits(loss_name, keras.ops.convert_to_tensor(y_pred), None)
+
+
+def ignored_target(y_true):
+    """Returns a placeholder for a missing `y_true`, which the losses ignore.
+
+    ``keras.losses.Loss.__call__`` converts `y_true` to a tensor, which fails
+    for ``None`` (a direct call without labels, or ``fit`` without ``y``).
+    """
+    return 0.0 if y_true is None else y_true
+
+
+def check_embedding_shapes(owner_name, image, text):
+    """Raises ``ValueError`` unless both embeddings are ``(B, D)`` with equal B and D."""
+    image_shape, text_shape = static_shape(image), static_shape(text)
+    if len(image_shape) != 2 or len(text_shape) != 2:
+        raise ValueError(
+            f"{owner_name}: `image_embeddings` and `text_embeddings` must have shape "
+            f"(B, D); got image_embeddings shape {image_shape} and text_embeddings "
+            f"shape {text_shape}."
+        )
+    if not (
+        _dims_match(image_shape[0], text_shape[0]) and _dims_match(image_shape[1], text_shape[1])
+    ):
+        raise ValueError(
+            f"{owner_name}: `image_embeddings` and `text_embeddings` must have the same "
+            f"batch size and dimension; got image_embeddings shape {image_shape} and "
+            f"text_embeddings shape {text_shape}."
+        )
+
+
+def l2_normalize(embeddings):
+    """Divides each row by its L2 norm, floored at 1e-12 (a zero row stays zero)."""
+    squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
+    return embeddings * keras.ops.rsqrt(keras.ops.maximum(squared_norm, _NORM_EPSILON**2))
+
+
+def static_shape(tensor):
+    """Returns the static shape as a tuple, ``None`` where unknown."""
+    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+
+
+def is_positive_number(value):
+    """Whether ``value`` is a finite real number > 0 (booleans excluded)."""
+    return is_real_number(value) and value > 0
+
+
+def is_real_number(value):
+    """Whether ``value`` is a finite real number (booleans excluded)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _from_logits(loss_name, image_logits, text_logits):
+    image_logits = numerics.upcast_half(image_logits)
+    _check_square(loss_name, "logits_per_image", image_logits)
+    positives = keras.ops.diagonal(image_logits)
+    if text_logits is None:
+        return PairedBatch(image_logits, None, positives)
+    text_logits = numerics.as_float(numerics.upcast_half(text_logits), image_logits)
+    _check_square(loss_name, "logits_per_text", text_logits)
+    image_shape, text_shape = static_shape(image_logits), static_shape(text_logits)
+    if not _dims_match(image_shape[0], text_shape[0]):
+        raise ValueError(
+            f"{loss_name}: `logits_per_image` and `logits_per_text` must have the same "
+            f"shape (B, B); got logits_per_image shape {image_shape} and logits_per_text "
+            f"shape {text_shape}."
+        )
+    return PairedBatch(image_logits, text_logits, positives, keras.ops.diagonal(text_logits))
+
+
+def _from_embeddings(loss_name, image, text, need_text_rows):
+    image = numerics.upcast_half(image)
+    text = numerics.as_float(numerics.upcast_half(text), image)
+    check_embedding_shapes(loss_name, image, text)
+    image = l2_normalize(image)
+    text = l2_normalize(text)
+    # The own pair is scored locally; only the other samples are reached
+    # through the gather, so no replica needs to know its offset.
+    positives = keras.ops.sum(image * text, axis=-1)
+    texts = all_gather(text)
+    if not need_text_rows:
+        return PairedBatch(None, None, positives, image=image, texts=texts)
+    image_rows = keras.ops.matmul(image, keras.ops.transpose(texts))
+    if replica_count() == 1:
+        text_rows = keras.ops.transpose(image_rows)
+    else:
+        text_rows = keras.ops.matmul(text, keras.ops.transpose(all_gather(image)))
+    return PairedBatch(image_rows, text_rows, positives, image=image, texts=texts)
+
+
+def _check_square(loss_name, argument, logits):
+    shape = static_shape(logits)
+    if len(shape) != 2 or not _dims_match(shape[0], shape[1]):
+        raise ValueError(
+            f"{loss_name}: `{argument}` must be a square (B, B) matrix, one row per "
+            f"sample; got shape {shape}. `y_pred` must be {_FORMS}."
+        )
+
+
+def _dims_match(first, second):
+    return first is None or second is None or first == second

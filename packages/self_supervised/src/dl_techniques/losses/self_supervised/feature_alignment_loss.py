@@ -1,0 +1,127 @@
+"""Feature alignment with a tolerance margin, as in Depth Anything."""
+
+import math
+import numbers
+
+import keras
+
+from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core.serialization import register_serializable
+
+_NAME = "FeatureAlignmentLoss"
+
+# Floor of the squared feature norm: an all-zero feature vector gets cosine
+# similarity 0 with anything instead of 0/0, and the square root keeps a
+# finite gradient.
+_SQUARED_NORM_FLOOR = 1e-24
+
+
+@register_serializable
+class FeatureAlignmentLoss(keras.losses.Loss):
+    """Cosine feature alignment that ignores positions already aligned.
+
+    Depth Anything aligns the features of the model being trained with those
+    of a frozen encoder (DINOv2), but stops pulling at positions whose cosine
+    similarity already exceeds a margin, so the student keeps some freedom
+    to encode what the frozen encoder misses. For target features ``t``
+    (``y_true``) and predicted features ``f`` (``y_pred``), at each position
+    p, with the features on the last axis:
+
+    ```
+    s_p    = <f_p, t_p> / (||f_p|| ||t_p||)
+    term_p = 1 - s_p   if s_p < margin
+             0         otherwise
+    loss   = mean_p term_p                   (over the positions of a sample)
+    ```
+
+    Inputs are ``(B, D)`` (one position per sample) or dense maps
+    ``(B, H, W, C)`` (any rank >= 2, features last); ``call`` returns one
+    value per sample, shape ``(B,)``, averaged over all of the sample's
+    positions, those above the margin counting as 0. ``sample_weight``
+    weights each sample as in any Keras loss. Each term lies in
+    ``(1 - margin, 2]`` or is 0, so the loss lies in ``[0, 2]``. A feature
+    vector of zeros has similarity 0 with anything (term 1) and a finite
+    gradient. The computation runs in float32 for float16 and bfloat16
+    inputs.
+
+    Reference:
+        Yang, L., Kang, B., Huang, Z., Xu, X., Feng, J., & Zhao, H. (2024).
+        Depth Anything: Unleashing the Power of Large-Scale Unlabeled Data.
+        CVPR. https://arxiv.org/abs/2401.10891
+
+    Args:
+        margin: Cosine similarity in (-1, 1] above which a position stops
+            contributing. ``margin=1`` counts every position. Defaults to 0.85.
+        reduction: Keras reduction of the per-sample values. Defaults to
+            ``"sum_over_batch_size"``.
+        name: Name of the loss instance. Defaults to
+            ``"feature_alignment_loss"``.
+        dtype: Dtype of the loss computations; float16 and bfloat16 inputs
+            are computed in float32. Defaults to ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = FeatureAlignmentLoss(margin=0.85, reduction=None)
+    target = [[1.0, 0.0], [1.0, 0.0]]
+    # Row 1: at 90 degrees, s = 0, term 1. Row 2: s = 0.9 > 0.85, term 0.
+    loss(target, [[0.0, 2.0], [0.9, 0.43589]])  # [1.0, 0.0]
+    ```
+    """
+
+    def __init__(
+        self,
+        margin=0.85,
+        reduction="sum_over_batch_size",
+        name="feature_alignment_loss",
+        dtype=None,
+    ):
+        if (
+            not isinstance(margin, numbers.Real)
+            or isinstance(margin, bool)
+            or not math.isfinite(margin)
+            or not -1.0 < margin <= 1.0
+        ):
+            raise ValueError(
+                f"{_NAME}: `margin` must be a cosine similarity in (-1, 1]; got margin={margin!r}."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = float(margin)
+
+    def call(self, y_true, y_pred):
+        y_pred = numerics.upcast_half(y_pred)
+        y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if len(pred_shape) < 2:
+            raise ValueError(
+                f"{_NAME}: `y_pred` must have shape (batch, dim) or (batch, ..., channels); "
+                f"got y_pred shape {pred_shape}."
+            )
+        if len(true_shape) != len(pred_shape) or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(true_shape, pred_shape, strict=True)
+        ):
+            raise ValueError(
+                f"{_NAME}: `y_true` and `y_pred` must have the same shape; got y_true shape "
+                f"{true_shape} and y_pred shape {pred_shape}."
+            )
+
+        similarity = keras.ops.sum(_l2_normalize(y_true) * _l2_normalize(y_pred), axis=-1)
+        term = keras.ops.where(
+            similarity < self.margin, 1.0 - similarity, keras.ops.zeros_like(similarity)
+        )
+        if len(term.shape) == 1:
+            return term
+        return keras.ops.mean(term, axis=tuple(range(1, len(term.shape))))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "margin": self.margin,
+        }
+
+
+def _l2_normalize(features):
+    squared_norm = keras.ops.sum(keras.ops.square(features), axis=-1, keepdims=True)
+    return features / keras.ops.sqrt(keras.ops.maximum(squared_norm, _SQUARED_NORM_FLOOR))

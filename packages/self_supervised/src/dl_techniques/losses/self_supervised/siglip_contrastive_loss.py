@@ -1,0 +1,173 @@
+"""SigLIP's pairwise sigmoid image-text loss, optionally chunked over texts."""
+
+import numbers
+
+import keras
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.self_supervised import _contrastive
+
+
+@register_serializable
+class SigLIPContrastiveLoss(keras.losses.Loss):
+    """Pairwise sigmoid loss of SigLIP over a batch of B image-text pairs.
+
+    Every image-text pair is an independent binary problem: the B matching
+    pairs are positives (``z = +1``), the ``B^2 - B`` others negatives
+    (``z = -1``). With similarities ``S``, temperature ``t`` and bias ``b``:
+
+    ```
+    logits = t * S + b,    z = 2 I - 1
+    loss   = -sum_ij log_sigmoid(z_ij logits_ij) / B     (divided by B, not B^2)
+    loss_i = sum_j softplus(logits_ij) - logits_ii         (= image i's row)
+    ```
+
+    `y_pred` takes the forms of ``CLIPContrastiveLoss``: a ``(B, B)``
+    similarity matrix (rows are images), a dict or 2-tuple
+    ``(logits_per_image, logits_per_text)`` of which the first is used, or a
+    dict ``{"image_embeddings", "text_embeddings"}`` L2-normalised inside.
+    ``temperature=None`` leaves out the factor and ``bias=None`` the offset,
+    so with both ``None`` the matrix is used as final logits (e.g. from a
+    ``ContrastiveLogitsLayer`` holding the learnable ``t = exp(t')`` and
+    ``b``). `y_true` is ignored.
+
+    ``chunk_size`` scores the texts in blocks of that many columns and sums
+    the blocks, so the embeddings form never holds more than a
+    ``(B, chunk_size)`` block of logits in the forward pass; the value is
+    the same. ``call`` returns ``loss_i``, image ``i``'s row of pairs, so
+    ``sample_weight`` weights rows. Under ``tf.distribute`` or torch DDP the
+    embeddings form gathers the texts of every replica (with gradient) and
+    scores the local images against them, so N replicas train as one device
+    with the global batch; a logits matrix is the replica's own batch.
+
+    Reference:
+        Zhai, X., Mustafa, B., Kolesnikov, A., & Beyer, L. (2023). Sigmoid
+        Loss for Language Image Pre-Training. ICCV.
+        (``open_clip.loss.SigLipLoss``, big_vision.)
+
+    Args:
+        temperature: Positive float ``t`` multiplying the similarities
+            (the paper learns ``t = exp(t')`` from ``t' = log 10``), or
+            ``None``. Defaults to 10.0.
+        bias: Float ``b`` added to the logits, or ``None``. Defaults to -10.0.
+        chunk_size: Positive int, the number of text columns scored at once,
+            or ``None`` for one block. Defaults to ``None``.
+        reduction: Keras reduction of the per-sample values. Defaults to
+            ``"sum_over_batch_size"``.
+        name: Name of the loss instance. Defaults to ``"siglip_contrastive_loss"``.
+        dtype: Dtype of the loss computations; float16 and bfloat16 inputs
+            are computed in float32. Defaults to ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = SigLIPContrastiveLoss(temperature=None, bias=None)
+    logits = [[0.0, 0.0], [0.0, 0.0]]  # four pairs of log(2), divided by B = 2
+    loss(None, logits)                 # 2 * log(2) = 1.3863
+
+    embeddings = {
+        "image_embeddings": keras.random.normal((8, 16)),
+        "text_embeddings": keras.random.normal((8, 16)),
+    }
+    SigLIPContrastiveLoss(chunk_size=4)(None, embeddings)
+    ```
+    """
+
+    def __init__(
+        self,
+        temperature=10.0,
+        bias=-10.0,
+        chunk_size=None,
+        reduction="sum_over_batch_size",
+        name="siglip_contrastive_loss",
+        dtype=None,
+    ):
+        if temperature is not None and not _contrastive.is_positive_number(temperature):
+            raise ValueError(
+                "SigLIPContrastiveLoss: `temperature` must be a finite number > 0 or None; "
+                f"got temperature={temperature!r}."
+            )
+        if bias is not None and not _contrastive.is_real_number(bias):
+            raise ValueError(
+                f"SigLIPContrastiveLoss: `bias` must be a finite number or None; got bias={bias!r}."
+            )
+        if chunk_size is not None and (
+            not isinstance(chunk_size, numbers.Integral)
+            or isinstance(chunk_size, bool)
+            or chunk_size < 1
+        ):
+            raise ValueError(
+                "SigLIPContrastiveLoss: `chunk_size` must be an integer >= 1 or None; "
+                f"got chunk_size={chunk_size!r}."
+            )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = None if temperature is None else float(temperature)
+        self.bias = None if bias is None else float(bias)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return super().__call__(_contrastive.ignored_target(y_true), y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        batch = _contrastive.parse_prediction(type(self).__name__, y_pred, need_text_rows=False)
+        positives = self._logits(batch.positives)
+        if batch.from_embeddings:
+            columns = batch.texts
+        else:
+            columns = keras.ops.transpose(batch.image_rows)
+        return self._row_softplus_sum(batch.image, columns) - positives
+
+    def _logits(self, similarities):
+        if self.temperature is not None:
+            similarities = similarities * self.temperature
+        if self.bias is not None:
+            similarities = similarities + self.bias
+        return similarities
+
+    def _row_softplus_sum(self, image, columns):
+        """``sum_j softplus(logits_ij)`` for each row, over blocks of columns.
+
+        ``columns`` holds one column per row: the text embeddings ``(N, D)``
+        scored against ``image``, or the transposed similarity matrix when
+        ``image`` is ``None``.
+        """
+        if image is None:
+
+            def block_sum(block):
+                return self._softplus_row_sum(keras.ops.transpose(block))
+
+        else:
+            # `image` is an argument, not a closure: TensorFlow's remat
+            # differentiates only with respect to the arguments.
+            def block_sum(block, image):
+                return self._softplus_row_sum(keras.ops.matmul(image, keras.ops.transpose(block)))
+
+        arguments = () if image is None else (image,)
+        total_columns = columns.shape[0]
+        if self.chunk_size is None or total_columns is None or total_columns <= self.chunk_size:
+            # A batch size known only at run time (TensorFlow traces `fit`
+            # with an unknown batch) is scored in one block: a loop over a
+            # run-time block count has no gradient under XLA.
+            return block_sum(columns, *arguments)
+        # Recomputing each block in the backward pass keeps its (B, chunk)
+        # logits out of the saved activations, so the gradient too needs
+        # O(B * chunk) memory. The block count is static: one traced block
+        # per chunk.
+        recomputed_block_sum = keras.remat(block_sum)
+        total = None
+        for start in range(0, total_columns, self.chunk_size):
+            block = recomputed_block_sum(columns[start : start + self.chunk_size], *arguments)
+            total = block if total is None else total + block
+        return total
+
+    def _softplus_row_sum(self, similarities):
+        return keras.ops.sum(keras.ops.softplus(self._logits(similarities)), axis=-1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "temperature": self.temperature,
+            "bias": self.bias,
+            "chunk_size": self.chunk_size,
+        }

@@ -1,0 +1,188 @@
+"""The layer holding a DINO/iBOT teacher's centre and temperature."""
+
+import keras
+
+from dl_techniques.losses.core.distributed import all_mean
+from dl_techniques.losses.core.numerics import holds_values, upcast_half
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.self_supervised._dino_checks import (
+    check_dimension,
+    check_momentum,
+    check_positive,
+)
+
+
+@register_serializable
+class TeacherCenterLayer(keras.layers.Layer):
+    """Teacher centre and temperature of DINO/iBOT, as non-trainable weights.
+
+    The centre ``c`` (shape ``(1, K)``) is an exponential moving average of
+    the mean teacher logits; the teacher temperature ``tau_t`` is a scalar
+    variable, so a schedule set between steps reaches a compiled train step.
+    Called on teacher logits ``t`` it returns the centred, sharpened teacher
+    distribution:
+
+    ```
+    P_t = softmax((t - c) / tau_t)                     (call)
+    c  <- m c + (1 - m) mean_rows(t)                   (update_center)
+    ```
+
+    Under ``tf.distribute`` and torch DDP the row mean is averaged across
+    replicas, so every replica holds the same centre. ``DINOLoss`` and
+    ``iBOTPatchLoss`` create one and expose it as ``loss.state``; a model that
+    trains with the loss must track it as an attribute, so that the updates
+    survive a JAX ``fit`` and the centre is saved in ``.keras`` files.
+
+    Reference:
+        Caron, M., et al. (2021). Emerging Properties in Self-Supervised
+        Vision Transformers. ICCV.
+
+    Args:
+        out_dim: Positive int, the number of prototypes ``K``.
+        center_momentum: Float in ``[0, 1]``, the EMA momentum ``m``.
+            Defaults to 0.9.
+        teacher_temp: Positive float, the initial teacher temperature.
+            Defaults to 0.04.
+        **kwargs: Standard ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Example:
+
+    ```python
+    state = TeacherCenterLayer(out_dim=4)
+    teacher_logits = keras.ops.ones((6, 4))
+    state.update_center(teacher_logits)   # centre 0.1 everywhere
+    state.set_teacher_temp(0.07)
+    probabilities = state(teacher_logits)  # (6, 4), rows sum to 1
+    ```
+    """
+
+    def __init__(self, out_dim, center_momentum=0.9, teacher_temp=0.04, **kwargs):
+        check_dimension(type(self).__name__, "out_dim", out_dim)
+        check_momentum(type(self).__name__, center_momentum)
+        check_positive(type(self).__name__, "teacher_temp", teacher_temp)
+        super().__init__(**kwargs)
+        self.out_dim = int(out_dim)
+        self.center_momentum = float(center_momentum)
+        self.initial_teacher_temp = float(teacher_temp)
+        self._untracked_trace_owner = None
+        # Every replica assigns the same cross-replica value, so mirrored
+        # copies stay equal when the first replica's update is kept.
+        self.center = self.add_weight(
+            shape=(1, self.out_dim),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+            aggregation="only_first_replica",
+            name="center",
+        )
+        self.teacher_temp = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.initial_teacher_temp),
+            trainable=False,
+            autocast=False,
+            aggregation="only_first_replica",
+            name="teacher_temp",
+        )
+        self.built = True
+
+    def call(self, inputs):
+        return self.teacher_probabilities(inputs)
+
+    def teacher_probabilities(self, teacher_logits):
+        """Returns ``softmax((teacher_logits - c) / tau_t)`` over the last axis."""
+        teacher_logits = upcast_half(teacher_logits)
+        center = keras.ops.cast(self.center, teacher_logits.dtype)
+        temperature = keras.ops.cast(self.teacher_temp, teacher_logits.dtype)
+        return keras.ops.softmax((teacher_logits - center) / temperature, axis=-1)
+
+    def set_teacher_temp(self, value):
+        """Sets the teacher temperature used from the next step on.
+
+        Raises:
+            ValueError: If ``value`` is not positive.
+            RuntimeError: If a loss already baked the current temperature
+                into a compiled step because the model does not track this
+                layer (JAX), so the change would be silently ignored.
+        """
+        check_positive(type(self).__name__, "teacher_temp", value)
+        if self._untracked_trace_owner is not None:
+            raise RuntimeError(
+                f"{self._untracked_trace_owner}: set_teacher_temp({value!r}) would be "
+                "ignored: the loss was compiled into a jit step while its `loss.state` "
+                "was not tracked by the model, so the temperature is a constant there. "
+                "Track it in the model (e.g. `self.teacher_center = loss.state` in a "
+                "keras.Model subclass) before compiling."
+            )
+        self.teacher_temp.assign(float(value))
+
+    def update_center(self, teacher_logits, mask=None, owner=None):
+        """Moves the centre towards the mean of the (masked) teacher rows.
+
+        ``c <- m c + (1 - m) mean``, the mean over every replica's rows of
+        ``teacher_logits`` (all axes but the last), or over the rows where
+        ``mask`` is true. When no row is masked anywhere the centre is kept.
+
+        Args:
+            teacher_logits: Float tensor ``(..., K)``.
+            mask: Optional boolean or 0/1 tensor of the leading shape of
+                ``teacher_logits``.
+            owner: Name used in error messages; the layer's class by default.
+
+        Raises:
+            RuntimeError: When called inside a JAX trace on a layer that the
+                model does not track, where the update would be dropped.
+        """
+        owner = owner or type(self).__name__
+        self.check_tracked(teacher_logits, owner, "update_center")
+        teacher_logits = keras.ops.stop_gradient(upcast_half(teacher_logits))
+        rows = keras.ops.reshape(teacher_logits, (-1, self.out_dim))
+        if mask is None:
+            batch_center = all_mean(keras.ops.mean(rows, axis=0, keepdims=True))
+            new_center = self._moved(batch_center, rows.dtype)
+        else:
+            weights = keras.ops.reshape(keras.ops.cast(mask, rows.dtype), (-1, 1))
+            # Sums and counts are averaged separately, so the result is the
+            # mean over all masked rows even when replicas mask different counts.
+            masked_sum = all_mean(keras.ops.sum(rows * weights, axis=0, keepdims=True))
+            masked_count = all_mean(keras.ops.sum(weights))
+            has_rows = masked_count > 0
+            batch_center = masked_sum / keras.ops.where(has_rows, masked_count, 1.0)
+            kept = keras.ops.cast(self.center, rows.dtype)
+            new_center = keras.ops.where(has_rows, self._moved(batch_center, rows.dtype), kept)
+        self.center.assign(keras.ops.cast(new_center, self.center.dtype))
+
+    def check_tracked(self, tensor, owner, action):
+        """Raises when ``tensor`` is traced under JAX but this layer is not tracked.
+
+        Inside a jit-compiled step a tracked variable's value is itself a
+        tracer; an untracked one still holds its concrete value, and an
+        assignment to it would be dropped from the compiled step.
+        """
+        if keras.backend.backend() != "jax" or holds_values(tensor):
+            return
+        if holds_values(self.center.value):
+            raise RuntimeError(
+                f"{owner}: {action} ran inside a jit-compiled step, but the model does "
+                "not track `loss.state`, so the centre would never change. Assign it to "
+                "the model (e.g. `self.teacher_center = loss.state` in a keras.Model "
+                "subclass) so that fit threads its variables through the step."
+            )
+
+    def note_use(self, tensor, owner):
+        """Records that ``owner`` read the temperature into an untracked jit trace."""
+        if keras.backend.backend() != "jax" or holds_values(tensor):
+            return
+        if holds_values(self.teacher_temp.value):
+            self._untracked_trace_owner = owner
+
+    def _moved(self, batch_center, dtype):
+        momentum = self.center_momentum
+        return momentum * keras.ops.cast(self.center, dtype) + (1.0 - momentum) * batch_center
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "out_dim": self.out_dim,
+            "center_momentum": self.center_momentum,
+            "teacher_temp": self.initial_teacher_temp,
+        }

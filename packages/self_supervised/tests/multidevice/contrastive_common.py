@@ -1,0 +1,76 @@
+"""The paired problem, model and losses the contrastive multi-device scripts share."""
+
+import keras
+import numpy as np
+
+from dl_techniques.losses.core.distributed import replica_count
+from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
+
+GLOBAL_BATCH = 8
+STEPS = 3
+LEARNING_RATE = 0.1
+CLIP_SETTINGS = {"temperature": 0.5, "label_smoothing": 0.1}
+SIGLIP_SETTINGS = {"temperature": 5.0, "bias": -2.0, "chunk_size": 3}
+
+
+def make_loss(name):
+    if name == "clip":
+        return CLIPContrastiveLoss(**CLIP_SETTINGS)
+    return SigLIPContrastiveLoss(**SIGLIP_SETTINGS)
+
+
+LOSS_NAMES = ("clip", "siglip")
+
+
+def problem():
+    """Fixed float32 arrays: two modalities of the same latent pairs, and the initial weights."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(GLOBAL_BATCH, 3))
+    arrays = {
+        "image": np.tanh(latent @ rng.normal(size=(3, 5))),
+        "text": np.tanh(latent @ rng.normal(size=(3, 4))),
+        "image_kernel": rng.normal(size=(5, 3)),
+        "text_kernel": rng.normal(size=(4, 3)),
+    }
+    return {name: value.astype("float32") for name, value in arrays.items()}
+
+
+def as_lists(arrays):
+    return {
+        "clip": CLIP_SETTINGS,
+        "siglip": SIGLIP_SETTINGS,
+        **{name: value.tolist() for name, value in arrays.items()},
+    }
+
+
+class PairModel(keras.Model):
+    """Two linear encoders; the loss receives the embeddings dict whole."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_encoder = keras.layers.Dense(3, use_bias=False)
+        self.text_encoder = keras.layers.Dense(3, use_bias=False)
+        self.replica_counts_seen = set()
+
+    def call(self, inputs):
+        return {
+            "image_embeddings": self.image_encoder(inputs["image"]),
+            "text_embeddings": self.text_encoder(inputs["text"]),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        self.replica_counts_seen.add(replica_count())
+        return self.loss(y, y_pred, sample_weight)
+
+
+def build_model(arrays):
+    model = PairModel()
+    model({"image": arrays["image"][:1], "text": arrays["text"][:1]})
+    model.image_encoder.set_weights([arrays["image_kernel"]])
+    model.text_encoder.set_weights([arrays["text_kernel"]])
+    return model
+
+
+def inputs(arrays):
+    return {"image": arrays["image"], "text": arrays["text"]}

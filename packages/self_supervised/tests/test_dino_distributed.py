@@ -1,0 +1,80 @@
+"""DINO/iBOT centres and training across replicas equal the single-device run.
+
+Only the current backend's engine script runs, in a fresh process (the device
+layout must be set before the framework initialises).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+MULTIDEVICE = Path(__file__).parent / "multidevice"
+SCRIPTS = {
+    "tensorflow": ("dino_tf_mirrored.py", 4),
+    "jax": ("dino_jax_data_parallel.py", 4),
+    "torch": ("dino_torch_gloo.py", 2),
+}
+STEPS = 3
+MOMENTUM = 0.5
+
+
+@pytest.fixture(scope="module")
+def run():
+    script, _ = SCRIPTS[BACKEND]
+    completed = subprocess.run(
+        [sys.executable, str(MULTIDEVICE / script)],
+        cwd=MULTIDEVICE,
+        env={**os.environ, "KERAS_BACKEND": BACKEND},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _distributed_runs(run):
+    return run["ranks"] if BACKEND == "torch" else [run["distributed"]]
+
+
+def _ema(batch_center):
+    center = np.zeros_like(batch_center)
+    for _ in range(STEPS):  # one step per epoch, the whole batch each time
+        center = MOMENTUM * center + (1 - MOMENTUM) * batch_center
+    return center
+
+
+@pytest.mark.slow
+def test_runs_on_the_expected_number_of_replicas(run):
+    assert run["replicas"] == SCRIPTS[BACKEND][1]
+
+
+@pytest.mark.slow
+def test_centres_average_the_whole_batch_across_replicas(run):
+    problem = {name: np.asarray(value) for name, value in run["problem"].items()}
+    dino_center = _ema(problem["teacher"].reshape(-1, problem["teacher"].shape[-1]).mean(axis=0))
+    mask = problem["mask"].astype(bool)
+    # The replica slices mask different numbers of patches: only sums and
+    # counts averaged separately give the global masked mean.
+    ibot_center = _ema(problem["teacher_patches"][mask].mean(axis=0))
+    for result in [run["single"], *_distributed_runs(run)]:
+        np.testing.assert_allclose(result["dino_center"], dino_center[None], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result["ibot_center"], ibot_center[None], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_losses_and_weights_after_three_steps_equal_the_single_device_run(run):
+    single = run["single"]
+    for result in _distributed_runs(run):
+        assert len(result["loss"]) == len(single["loss"]) == STEPS
+        np.testing.assert_allclose(result["loss"], single["loss"], rtol=1e-5, atol=1e-5)
+        for got, expected in zip(result["weights"], single["weights"], strict=True):
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert single["loss"][0] != single["loss"][-1]

@@ -1,0 +1,27 @@
+"""Vision losses: affine-invariant depth, the segmentation loss factory, YOLOv12 multi-task."""
+
+from dl_techniques.losses.vision.affine_invariant_loss import AffineInvariantLoss
+from dl_techniques.losses.vision.multi_task_model import MultiTaskModel
+from dl_techniques.losses.vision.segmentation_loss import (
+    SegmentationLoss,
+    create_segmentation_loss_function,
+)
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+from dl_techniques.losses.vision.segmentation_losses import SegmentationLosses
+from dl_techniques.losses.vision.uncertainty_weighting_layer import UncertaintyWeightingLayer
+from dl_techniques.losses.vision.yolov12_multitask_loss import (
+    YOLOv12MultiTaskLoss,
+    create_yolov12_multitask_loss,
+)
+
+__all__ = [
+    "AffineInvariantLoss",
+    "MultiTaskModel",
+    "SegmentationLoss",
+    "SegmentationLossConfig",
+    "SegmentationLosses",
+    "UncertaintyWeightingLayer",
+    "YOLOv12MultiTaskLoss",
+    "create_segmentation_loss_function",
+    "create_yolov12_multitask_loss",
+]

@@ -1,0 +1,113 @@
+"""Lovasz-softmax and Lovasz hinge (Berman et al., 2018), vectorised.
+
+The Jaccard loss of a set M of mispredicted pixels of a class, and its Lovasz
+extension at the error vector m (m_(1) >= m_(2) >= ... sorted descending):
+
+```
+Delta_J(M) = |M| / |fg U M| = 1 - |fg - M| / |fg U M|
+S_k        = the k pixels of largest error
+g_k        = Delta_J(S_k) - Delta_J(S_(k-1))
+loss       = sum_k m_(k) g_k
+```
+
+with ``|A|`` the sum of the pixel weights over ``A`` and ``fg - M`` the
+foreground pixels outside M. A weight of 0 leaves a pixel out
+(``ignore_index``); an integer weight ``k`` counts it ``k`` times. Every row of the last axis is
+handled at once with one sort and one cumulative sum, so the cost is
+``O(P log P)`` per row and no Python loop runs over images or classes.
+"""
+
+import keras
+
+
+def lovasz_extension(errors, labels, weights):
+    """The Lovasz extension of the weighted Jaccard loss along the last axis.
+
+    Args:
+        errors: Non-negative errors ``m``, any shape ``(..., N)``.
+        labels: Foreground indicator (0/1, or soft) of the same shape.
+        weights: Pixel weights of the same shape.
+
+    Returns:
+        A tensor of shape ``(...)``. Only ``errors`` carries gradient.
+    """
+    order = keras.ops.argsort(-errors, axis=-1)
+    sorted_errors = keras.ops.take_along_axis(errors, order, axis=-1)
+    sorted_labels = keras.ops.take_along_axis(labels, order, axis=-1)
+    sorted_weights = keras.ops.take_along_axis(weights, order, axis=-1)
+    gradient = keras.ops.stop_gradient(jaccard_gradient(sorted_labels, sorted_weights))
+    return keras.ops.sum(sorted_errors * gradient, axis=-1)
+
+
+def jaccard_gradient(sorted_labels, sorted_weights):
+    """The increments ``g_k`` of the Jaccard loss along the sorted last axis."""
+    foreground = sorted_weights * sorted_labels
+    background = sorted_weights * (1.0 - sorted_labels)
+    total = keras.ops.sum(foreground, axis=-1, keepdims=True)
+    intersection = total - keras.ops.cumsum(foreground, axis=-1)
+    union = total + keras.ops.cumsum(background, axis=-1)
+    # An empty union (an absent class, only zero-weight pixels so far) is a
+    # perfect match: Delta_J = 0.
+    positive = union > 0.0
+    ratio = intersection / keras.ops.where(positive, union, 1.0)
+    jaccard_loss = 1.0 - keras.ops.where(positive, ratio, 1.0)
+    previous = keras.ops.concatenate(
+        [keras.ops.zeros_like(jaccard_loss[..., :1]), jaccard_loss[..., :-1]], axis=-1
+    )
+    return jaccard_loss - previous
+
+
+def lovasz_softmax(inputs, class_weights, per_image):
+    """Lovasz-softmax: per class on ``|fg - p_c|``, mean over classes present.
+
+    Args:
+        inputs: ``MultiClassInputs`` with ``(B, P, C)`` probabilities and
+            labels and ``(B, P)`` weights.
+        class_weights: C floats weighting the mean over present classes.
+        per_image: One value per image ``(B,)`` instead of one pooled scalar.
+    """
+    valid = keras.ops.cast(inputs.weights > 0.0, inputs.probabilities.dtype)
+    errors = keras.ops.abs(inputs.labels - inputs.probabilities)
+    errors = errors * keras.ops.expand_dims(valid, axis=-1)
+    weights = keras.ops.broadcast_to(
+        keras.ops.expand_dims(inputs.weights, axis=-1), keras.ops.shape(errors)
+    )
+    errors, labels, weights = (
+        _class_rows(tensor, per_image) for tensor in (errors, inputs.labels, weights)
+    )
+    per_class = lovasz_extension(errors, labels, weights)
+    present = keras.ops.cast(keras.ops.sum(weights * labels, axis=-1) > 0.0, per_class.dtype)
+    weight_vector = keras.ops.convert_to_tensor(class_weights, dtype=per_class.dtype)
+    counted = present * weight_vector
+    total = keras.ops.sum(counted, axis=-1)
+    weighted = keras.ops.sum(per_class * counted, axis=-1)
+    positive = total > 0.0
+    return keras.ops.where(positive, weighted / keras.ops.where(positive, total, 1.0), 0.0)
+
+
+def lovasz_hinge(inputs, per_image):
+    """Binary Lovasz hinge on ``max(0, 1 - logit * sign)``, ``sign = 2 fg - 1``.
+
+    Args:
+        inputs: ``BinaryInputs`` with ``(B, P)`` logits, labels and weights.
+        per_image: One value per image ``(B,)`` instead of one pooled scalar.
+    """
+    signs = 2.0 * inputs.labels - 1.0
+    valid = keras.ops.cast(inputs.weights > 0.0, inputs.logits.dtype)
+    # The hinge is applied before sorting: it keeps the order of positive
+    # errors, and the clipped ones contribute 0 wherever they sort.
+    errors = keras.ops.relu(1.0 - inputs.logits * signs) * valid
+    labels, weights = inputs.labels, inputs.weights
+    if not per_image:
+        errors, labels, weights = (
+            keras.ops.reshape(tensor, (1, -1)) for tensor in (errors, labels, weights)
+        )
+    losses = lovasz_extension(errors, labels, weights)
+    return losses if per_image else losses[0]
+
+
+def _class_rows(tensor, per_image):
+    if per_image:
+        return keras.ops.transpose(tensor, (0, 2, 1))
+    classes = tensor.shape[-1]
+    return keras.ops.reshape(keras.ops.transpose(tensor, (2, 0, 1)), (classes, -1))

@@ -1,0 +1,225 @@
+"""Shape checks and the common form the segmentation terms compute on.
+
+Every multi-class loss sees its inputs flattened to ``(B, P, C)`` (P pixels)
+with a weight per pixel that is 0 for ignored pixels and carries the
+``sample_weight`` of a batch-pooled loss; the binary Lovasz hinge sees logits
+and 0/1 labels as ``(B, P)``.
+"""
+
+import collections
+import math
+
+import keras
+
+from dl_techniques.losses.core import numerics
+
+# Where probabilities are given, log p is taken of p clipped to this floor,
+# as Keras' own categorical cross-entropy does.
+PROBABILITY_FLOOR = 1e-7
+
+LOSS_LABEL = "SegmentationLoss"
+
+MultiClassInputs = collections.namedtuple(
+    "MultiClassInputs", ["probabilities", "log_probabilities", "labels", "weights"]
+)
+BinaryInputs = collections.namedtuple("BinaryInputs", ["logits", "labels", "weights"])
+
+
+def static_shape(tensor):
+    """Returns the static shape as a tuple, ``None`` where unknown."""
+    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+
+
+def prepare_multiclass(config, y_true, y_pred, sample_weight):
+    """Checks the inputs and returns :class:`MultiClassInputs`, flattened to ``(B, P, C)``.
+
+    ``sample_weight`` (None for a per-image loss, whose weights Keras applies)
+    is a scalar, ``(B,)``, ``(B, 1)`` or one weight per pixel.
+    """
+    y_pred = _as_prediction(y_pred)
+    y_true = keras.ops.convert_to_tensor(y_true)
+    pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+    classes = config.num_classes
+    if len(pred_shape) < 3:
+        raise ValueError(
+            f"{LOSS_LABEL}: `y_pred` must have shape (batch, height, width, classes); "
+            f"got y_pred shape {pred_shape}."
+        )
+    if pred_shape[-1] is not None and pred_shape[-1] != classes:
+        raise ValueError(
+            f"{LOSS_LABEL}: `y_pred` has {pred_shape[-1]} channels but the config has "
+            f"num_classes={classes}; got y_pred shape {pred_shape}."
+        )
+    spatial = pred_shape[:-1]
+    if len(true_shape) == len(pred_shape) and true_shape[-1] == classes and classes > 1:
+        sparse = False
+    elif len(true_shape) == len(spatial) or (
+        len(true_shape) == len(pred_shape) and true_shape[-1] == 1
+    ):
+        sparse = True
+    else:
+        sparse = None
+    if sparse is None or not _shapes_match(true_shape[: len(spatial)], spatial):
+        raise ValueError(
+            f"{LOSS_LABEL}: `y_true` must hold one-hot labels shaped like y_pred or class "
+            f"ids of shape {spatial} (optionally with a trailing 1); got y_true shape "
+            f"{true_shape} and y_pred shape {pred_shape}."
+        )
+    if sparse:
+        if len(true_shape) == len(pred_shape):
+            y_true = keras.ops.squeeze(y_true, axis=-1)
+        labels, valid = _sparse_labels(config, y_true, y_pred.dtype)
+    else:
+        labels, valid = _one_hot_labels(config, y_true, y_pred.dtype)
+
+    if config.from_logits:
+        log_probabilities = keras.ops.log_softmax(y_pred, axis=-1)
+        probabilities = keras.ops.exp(log_probabilities)
+    else:
+        probabilities = y_pred
+        log_probabilities = keras.ops.log(keras.ops.clip(y_pred, PROBABILITY_FLOOR, float("inf")))
+    weights = valid
+    if sample_weight is not None:
+        weights = valid * _pixel_weights(sample_weight, valid)
+    return MultiClassInputs(
+        probabilities=_flatten(probabilities, classes),
+        log_probabilities=_flatten(log_probabilities, classes),
+        labels=_flatten(labels, classes),
+        weights=_flatten(weights),
+    )
+
+
+def prepare_binary(config, y_true, y_pred, sample_weight):
+    """Checks the inputs of the Lovasz hinge and returns :class:`BinaryInputs` ``(B, P)``.
+
+    ``y_pred`` holds one logit per pixel, ``(B, H, W)`` or ``(B, H, W, 1)``,
+    or a probability that is turned into its logit when ``from_logits`` is
+    False; labels are 0/1 or ``ignore_index``.
+    """
+    y_pred = _as_prediction(y_pred)
+    y_true = keras.ops.convert_to_tensor(y_true)
+    pred_shape = static_shape(y_pred)
+    if len(pred_shape) == 4 and pred_shape[-1] == 1:
+        y_pred = keras.ops.squeeze(y_pred, axis=-1)
+    elif len(pred_shape) != 3:
+        raise ValueError(
+            f"{LOSS_LABEL}: 'lovasz_hinge' takes one logit per pixel, `y_pred` of shape "
+            f"(batch, height, width) or (batch, height, width, 1); got y_pred shape "
+            f"{pred_shape}."
+        )
+    true_shape = static_shape(y_true)
+    if len(true_shape) == 4 and true_shape[-1] == 1:
+        y_true = keras.ops.squeeze(y_true, axis=-1)
+    if not _shapes_match(static_shape(y_true), static_shape(y_pred)):
+        raise ValueError(
+            f"{LOSS_LABEL}: `y_true` of 'lovasz_hinge' must hold one 0/1 label per pixel "
+            f"of y_pred; got y_true shape {true_shape} and y_pred shape {pred_shape}."
+        )
+    ids = numerics.as_float(y_true, y_pred)
+    _check_ids(config, ids, num_ids=2)
+    valid = _valid_ids(config, ids)
+    labels = keras.ops.cast(keras.ops.equal(ids, 1.0), y_pred.dtype) * valid
+    logits = y_pred
+    if not config.from_logits:
+        clipped = keras.ops.clip(y_pred, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)
+        logits = keras.ops.log(clipped) - keras.ops.log1p(-clipped)
+    weights = valid
+    if sample_weight is not None:
+        weights = valid * _pixel_weights(sample_weight, valid)
+    return BinaryInputs(_flatten(logits), _flatten(labels), _flatten(weights))
+
+
+def _as_prediction(y_pred):
+    y_pred = keras.ops.convert_to_tensor(y_pred)
+    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(y_pred.dtype)):
+        y_pred = keras.ops.cast(y_pred, keras.backend.floatx())
+    return numerics.upcast_half(y_pred)
+
+
+def _sparse_labels(config, y_true, dtype):
+    ids = keras.ops.cast(y_true, dtype)
+    _check_ids(config, ids, num_ids=config.num_classes)
+    valid = _valid_ids(config, ids)
+    # Ignored ids are replaced before one_hot: torch's one_hot rejects
+    # negative ids, and the pixel's weight is 0 anyway.
+    safe_ids = keras.ops.where(valid > 0, ids, 0.0)
+    labels = keras.ops.one_hot(keras.ops.cast(safe_ids, "int32"), config.num_classes, dtype=dtype)
+    return labels, valid
+
+
+def _one_hot_labels(config, y_true, dtype):
+    labels = keras.ops.cast(y_true, dtype)
+    if numerics.holds_values(labels):
+        outside = keras.ops.logical_or(labels < 0.0, labels > 1.0)
+        count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(outside, "int32"))))
+        if count:
+            raise ValueError(
+                f"{LOSS_LABEL}: one-hot `y_true` must lie in [0, 1]; {count} of "
+                f"{math.prod(static_shape(labels))} entries (y_true shape "
+                f"{static_shape(labels)}) are outside."
+            )
+    ignore = config.ignore_index
+    if ignore is None:
+        valid = keras.ops.ones_like(labels[..., 0])
+    elif 0 <= ignore < config.num_classes:
+        valid = keras.ops.cast(labels[..., ignore] < 0.5, dtype)
+    else:
+        valid = keras.ops.cast(keras.ops.sum(labels, axis=-1) > 0.0, dtype)
+    return labels, valid
+
+
+def _valid_ids(config, ids):
+    if config.ignore_index is None:
+        return keras.ops.ones_like(ids)
+    return keras.ops.cast(keras.ops.not_equal(ids, float(config.ignore_index)), ids.dtype)
+
+
+def _check_ids(config, ids, num_ids):
+    # Traced values (jit) have no value to inspect; eager calls are checked.
+    if not numerics.holds_values(ids):
+        return
+    bad = keras.ops.logical_or(
+        keras.ops.logical_or(ids < 0.0, ids >= float(num_ids)),
+        keras.ops.not_equal(ids, keras.ops.round(ids)),
+    )
+    if config.ignore_index is not None:
+        bad = keras.ops.logical_and(bad, keras.ops.not_equal(ids, float(config.ignore_index)))
+    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
+    if count:
+        raise ValueError(
+            f"{LOSS_LABEL}: class ids in `y_true` must be integers in [0, {num_ids}) or "
+            f"ignore_index={config.ignore_index}; {count} of {math.prod(static_shape(ids))} "
+            f"labels (y_true shape {static_shape(ids)}) are out of range."
+        )
+
+
+def _pixel_weights(sample_weight, valid):
+    weights = numerics.as_float(keras.ops.convert_to_tensor(sample_weight), valid)
+    weight_shape, pixel_shape = static_shape(weights), static_shape(valid)
+    if len(weight_shape) == len(pixel_shape) + 1 and weight_shape[-1] == 1:
+        weights = keras.ops.squeeze(weights, axis=-1)
+        weight_shape = weight_shape[:-1]
+    if len(weight_shape) == 2 and weight_shape[1] == 1:
+        weights = keras.ops.squeeze(weights, axis=-1)
+        weight_shape = weight_shape[:1]
+    if len(weight_shape) == 1 and _shapes_match(weight_shape, pixel_shape[:1]):
+        weights = keras.ops.reshape(weights, (-1,) + (1,) * (len(pixel_shape) - 1))
+    elif len(weight_shape) != 0 and not _shapes_match(weight_shape, pixel_shape):
+        raise ValueError(
+            f"{LOSS_LABEL}: `sample_weight` must be a scalar, have shape (batch,) or one "
+            f"weight per pixel {pixel_shape}; got sample_weight shape {static_shape(weights)}."
+        )
+    return keras.ops.broadcast_to(weights, keras.ops.shape(valid))
+
+
+def _flatten(tensor, classes=None):
+    batch = keras.ops.shape(tensor)[0]
+    if classes is None:
+        return keras.ops.reshape(tensor, (batch, -1))
+    return keras.ops.reshape(tensor, (batch, -1, classes))
+
+
+def _shapes_match(first, second):
+    return len(first) == len(second) and all(
+        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
+    )

@@ -1,0 +1,113 @@
+"""Region and pixel terms of the segmentation losses on prepared ``(B, P, C)`` inputs.
+
+Each term takes :class:`MultiClassInputs` (``weights`` 0 on ignored pixels),
+the config, and ``per_image``; it returns a scalar pooled over the batch, or
+one value per image ``(B,)`` when ``per_image`` is True.
+"""
+
+import keras
+
+
+def class_weight_vector(config):
+    """The weight of each class in the class averages: 0 for a void channel."""
+    weights = list(config.class_weights or (1.0,) * config.num_classes)
+    if config.ignore_index is not None and 0 <= config.ignore_index < config.num_classes:
+        weights[config.ignore_index] = 0.0
+    return weights
+
+
+def soft_counts(inputs, per_image):
+    """Weighted soft ``(TP, FP, FN)`` per class: ``(C,)``, or ``(B, C)`` per image."""
+    axes = 1 if per_image else (0, 1)
+    weights = keras.ops.expand_dims(inputs.weights, axis=-1)
+    probabilities, labels = inputs.probabilities, inputs.labels
+    true_positives = keras.ops.sum(weights * probabilities * labels, axis=axes)
+    false_positives = keras.ops.sum(weights * probabilities * (1.0 - labels), axis=axes)
+    false_negatives = keras.ops.sum(weights * (1.0 - probabilities) * labels, axis=axes)
+    return true_positives, false_positives, false_negatives
+
+
+def dice_loss(inputs, config, per_image):
+    """``mean_c 1 - (2 TP + s) / (sum p + sum y + s)``, class-weighted."""
+    tp, fp, fn = soft_counts(inputs, per_image)
+    # sum p + sum y = 2 TP + FP + FN, with every part non-negative.
+    score = _smoothed_ratio(2.0 * tp, 2.0 * tp + fp + fn, config.smooth)
+    return class_mean(1.0 - score, config)
+
+
+def tversky_index(inputs, config, per_image):
+    """``TI = (TP + s) / (TP + alpha FP + beta FN + s)`` per class."""
+    tp, fp, fn = soft_counts(inputs, per_image)
+    denominator = tp + config.tversky_alpha * fp + config.tversky_beta * fn
+    return _smoothed_ratio(tp, denominator, config.smooth)
+
+
+def tversky_loss(inputs, config, per_image):
+    """``mean_c 1 - TI_c``, class-weighted."""
+    return class_mean(1.0 - tversky_index(inputs, config, per_image), config)
+
+
+def focal_tversky_loss(inputs, config, per_image):
+    """``mean_c (1 - TI_c)^gamma``, class-weighted."""
+    distance = 1.0 - tversky_index(inputs, config, per_image)
+    return class_mean(safe_power(distance, config.focal_tversky_gamma), config)
+
+
+def cross_entropy_loss(inputs, config, per_image):
+    """``-sum_c y_c log p_c``, averaged over valid pixels with their class weights."""
+    per_pixel = -keras.ops.sum(inputs.labels * inputs.log_probabilities, axis=-1)
+    return pixel_mean(per_pixel, inputs, config, per_image)
+
+
+def focal_loss(inputs, config, per_image):
+    """``-alpha sum_c y_c (1 - p_c)^gamma log p_c``, averaged like cross-entropy."""
+    modulation = safe_power(1.0 - inputs.probabilities, config.focal_gamma)
+    per_pixel = -config.focal_alpha * keras.ops.sum(
+        inputs.labels * modulation * inputs.log_probabilities, axis=-1
+    )
+    return pixel_mean(per_pixel, inputs, config, per_image)
+
+
+def class_mean(per_class, config):
+    """Mean over the last (class) axis, weighted by :func:`class_weight_vector`."""
+    weights = class_weight_vector(config)
+    weight_tensor = keras.ops.convert_to_tensor(weights, dtype=per_class.dtype)
+    return keras.ops.sum(per_class * weight_tensor, axis=-1) / sum(weights)
+
+
+def pixel_mean(per_pixel, inputs, config, per_image):
+    """Weighted mean of a ``(B, P)`` term over valid pixels, 0 where none are."""
+    weights = inputs.weights
+    if config.class_weights is not None:
+        class_weights = keras.ops.convert_to_tensor(
+            class_weight_vector(config), dtype=per_pixel.dtype
+        )
+        weights = weights * keras.ops.sum(inputs.labels * class_weights, axis=-1)
+    axes = 1 if per_image else (0, 1)
+    total = keras.ops.sum(weights, axis=axes)
+    weighted = keras.ops.sum(weights * per_pixel, axis=axes)
+    return _safe_divide(weighted, total, empty_value=0.0)
+
+
+def safe_power(base, exponent):
+    """``max(base, 0) ** exponent`` with a finite gradient at a base of 0.
+
+    An exponent below 1 has an infinite slope at 0, and ``0 ** 0`` a NaN one;
+    the base is replaced by 1 where it is 0, so the gradient there is 0.
+    """
+    base = keras.ops.maximum(base, 0.0)
+    positive = base > 0.0
+    safe_base = keras.ops.where(positive, base, 1.0)
+    return keras.ops.where(positive, keras.ops.power(safe_base, exponent), 0.0**exponent)
+
+
+def _smoothed_ratio(numerator, denominator, smooth):
+    # With smooth = 0 an absent, unpredicted class would give 0 / 0; it is a
+    # perfect match, so its ratio is 1.
+    return _safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)
+
+
+def _safe_divide(numerator, denominator, empty_value):
+    positive = denominator > 0.0
+    ratio = numerator / keras.ops.where(positive, denominator, 1.0)
+    return keras.ops.where(positive, ratio, empty_value)

@@ -1,0 +1,223 @@
+"""Argument validation, input checks and the classification term of ``YOLOv12MultiTaskLoss``."""
+
+import math
+import numbers
+
+import keras
+
+from dl_techniques.losses.core import numerics
+from dl_techniques.losses.vision import _segmentation_terms, _yolo_anchors
+
+LOSS_LABEL = "YOLOv12MultiTaskLoss"
+TASKS = ("detection", "segmentation", "classification")
+LOG_VARIANCES_KEY = "log_variances"
+
+
+def check_tasks(tasks):
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    tasks = tuple(tasks)
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks or len(set(tasks)) != len(tasks):
+        raise ValueError(
+            f"{LOSS_LABEL}: `tasks` must be distinct names from {TASKS}, at least one; got "
+            f"tasks={list(tasks)} (unknown: {unknown})."
+        )
+    return tasks
+
+
+def class_count(argument, value, required):
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be an int >= 1; got {value!r}.")
+    return int(value)
+
+
+def check_input_shape(input_shape):
+    shape = tuple(input_shape)
+    largest = _yolo_anchors.STRIDES[-1]
+
+    def acceptable(size):
+        integral = isinstance(size, numbers.Integral) and not isinstance(size, bool)
+        return integral and size > 0 and size % largest == 0
+
+    if len(shape) != 2 or not all(acceptable(size) for size in shape):
+        raise ValueError(
+            f"{LOSS_LABEL}: `input_shape` must be (height, width), positive multiples of "
+            f"{largest}; got input_shape={input_shape!r}."
+        )
+    return tuple(int(size) for size in shape)
+
+
+def non_negative(argument, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be a number >= 0; got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be finite; got {value!r}.")
+    return float(value)
+
+
+def integer_at_least(argument, value, lowest):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
+        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be an int >= {lowest}; got {value!r}.")
+    return int(value)
+
+
+def check_task_weights(task_weights, tasks):
+    weights = dict(task_weights or {})
+    unknown = [task for task in weights if task not in tasks]
+    if unknown:
+        raise ValueError(
+            f"{LOSS_LABEL}: `task_weights` names {unknown}, which are not among "
+            f"tasks={list(tasks)}."
+        )
+    return {task: non_negative(f"task_weights[{task!r}]", weights.get(task, 1.0)) for task in tasks}
+
+
+def shape_of(tensor):
+    """The static shape, ``None`` where unknown."""
+    if not hasattr(tensor, "shape"):
+        tensor = keras.ops.convert_to_tensor(tensor)
+    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+
+
+def as_task_dicts(loss, y_true, y_pred):
+    """Returns ``(y_true, y_pred)`` as dicts keyed by task, checking that every task is there."""
+    if not isinstance(y_pred, dict):
+        if len(loss.tasks) != 1 or loss.use_uncertainty_weighting:
+            raise ValueError(
+                f"{LOSS_LABEL}: with tasks={list(loss.tasks)} and use_uncertainty_weighting="
+                f"{loss.use_uncertainty_weighting}, `y_pred` must be a dict keyed by "
+                f"{_expected_keys(loss)}; got a tensor of shape {shape_of(y_pred)}."
+            )
+        return {loss.tasks[0]: y_true}, {loss.tasks[0]: y_pred}
+    if not isinstance(y_true, dict):
+        y_true = {loss.tasks[0]: y_true} if len(loss.tasks) == 1 else y_true
+    missing_pred = [key for key in _expected_keys(loss) if key not in y_pred]
+    missing_true = [
+        task for task in loss.tasks if not isinstance(y_true, dict) or task not in y_true
+    ]
+    if missing_pred or missing_true:
+        raise ValueError(
+            f"{LOSS_LABEL}: `y_pred` needs the keys {_expected_keys(loss)} and `y_true` the "
+            f"keys {list(loss.tasks)}; y_pred lacks {missing_pred}, y_true lacks {missing_true}."
+        )
+    return y_true, y_pred
+
+
+def detection_inputs(loss, gt, head):
+    """Checks and returns ``(gt (B, G, 5), head (B, A, 4 reg_max + C))`` in one float dtype."""
+    head = numerics.upcast_half(keras.ops.convert_to_tensor(head))
+    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(head.dtype)):
+        head = keras.ops.cast(head, "float32")
+    gt = numerics.as_float(numerics.upcast_half(keras.ops.convert_to_tensor(gt)), head)
+    head_shape, gt_shape = shape_of(head), shape_of(gt)
+    channels = 4 * loss.reg_max + loss.num_detection_classes
+    if len(head_shape) != 3 or head_shape[1:] != (loss.num_anchors, channels):
+        raise ValueError(
+            f"{LOSS_LABEL}: y_pred['detection'] must have shape (batch, {loss.num_anchors}, "
+            f"{channels}) for input_shape={loss.input_shape}, reg_max={loss.reg_max} and "
+            f"num_detection_classes={loss.num_detection_classes} (4 * reg_max box logits, "
+            f"then the class logits); got shape {head_shape}."
+        )
+    if len(gt_shape) != 3 or gt_shape[-1] != 5 or _differ(gt_shape[0], head_shape[0]):
+        raise ValueError(
+            f"{LOSS_LABEL}: y_true['detection'] must have shape (batch, max_boxes, 5), rows "
+            f"[class, x1, y1, x2, y2] with class -1 on padding rows; got shape {gt_shape} "
+            f"with y_pred['detection'] shape {head_shape}."
+        )
+    if numerics.holds_values(gt):
+        _check_boxes(loss, gt)
+    return gt, head
+
+
+def segmentation_inputs(labels, logits):
+    return keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
+
+
+def classification_loss(loss, labels, logits):
+    """Softmax cross-entropy or focal loss, averaged over the batch."""
+    logits = numerics.upcast_half(keras.ops.convert_to_tensor(logits))
+    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(logits.dtype)):
+        logits = keras.ops.cast(logits, "float32")
+    labels = keras.ops.convert_to_tensor(labels)
+    classes = loss.num_classification_classes
+    logit_shape, label_shape = shape_of(logits), shape_of(labels)
+    if len(logit_shape) != 2 or logit_shape[-1] != classes:
+        raise ValueError(
+            f"{LOSS_LABEL}: y_pred['classification'] must have shape (batch, {classes}); got "
+            f"shape {logit_shape}."
+        )
+    if len(label_shape) == 2 and label_shape[-1] == classes and classes > 1:
+        one_hot = numerics.as_float(labels, logits)
+    elif len(label_shape) == 1 or (len(label_shape) == 2 and label_shape[-1] == 1):
+        ids = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "float32")
+        if numerics.holds_values(ids):
+            _check_ids(ids, classes, label_shape)
+        one_hot = keras.ops.one_hot(keras.ops.cast(ids, "int32"), classes, dtype=logits.dtype)
+    else:
+        raise ValueError(
+            f"{LOSS_LABEL}: y_true['classification'] must hold class ids (batch,) or one-hot "
+            f"(batch, {classes}); got shape {label_shape} with y_pred shape {logit_shape}."
+        )
+    log_probabilities = keras.ops.log_softmax(logits, axis=-1)
+    if loss.classification_loss == "focal":
+        modulation = _segmentation_terms.safe_power(
+            1.0 - keras.ops.exp(log_probabilities), loss.classification_focal_gamma
+        )
+        log_probabilities = modulation * log_probabilities
+    return keras.ops.mean(-keras.ops.sum(one_hot * log_probabilities, axis=-1))
+
+
+def log_variances(loss, y_pred):
+    """``(T,)``: the per-task log-variances of the batch (the layer repeats them per sample)."""
+    values = numerics.upcast_half(keras.ops.convert_to_tensor(y_pred[LOG_VARIANCES_KEY]))
+    values = keras.ops.cast(values, "float32")
+    shape = shape_of(values)
+    if len(shape) != 2 or shape[-1] != len(loss.tasks):
+        raise ValueError(
+            f"{LOSS_LABEL}: y_pred['{LOG_VARIANCES_KEY}'] must have shape (batch, "
+            f"{len(loss.tasks)}), one log-variance per task {list(loss.tasks)} from an "
+            f"UncertaintyWeightingLayer; got shape {shape}."
+        )
+    return keras.ops.mean(values, axis=0)
+
+
+def _expected_keys(loss):
+    keys = list(loss.tasks)
+    if loss.use_uncertainty_weighting:
+        keys.append(LOG_VARIANCES_KEY)
+    return keys
+
+
+def _differ(first, second):
+    return first is not None and second is not None and first != second
+
+
+def _check_boxes(loss, gt):
+    height, width = loss.input_shape
+    classes, x1, y1, x2, y2 = (gt[..., index] for index in range(5))
+    valid = classes >= 0
+    fractional = keras.ops.not_equal(classes, keras.ops.round(classes))
+    bad_class = keras.ops.logical_or(classes >= loss.num_detection_classes, fractional)
+    outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height) | (x2 < x1) | (y2 < y1)
+    bad = keras.ops.logical_and(valid, keras.ops.logical_or(bad_class, outside))
+    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
+    if count:
+        raise ValueError(
+            f"{LOSS_LABEL}: {count} ground-truth row(s) of y_true['detection'] (shape "
+            f"{shape_of(gt)}) are invalid: a valid row needs an integer class in [0, "
+            f"{loss.num_detection_classes}) and 0 <= x1 <= x2 <= {width}, 0 <= y1 <= y2 <= "
+            f"{height} (input_shape={loss.input_shape}); padding rows have class -1."
+        )
+
+
+def _check_ids(ids, classes, label_shape):
+    bad = (ids < 0) | (ids >= classes) | keras.ops.not_equal(ids, keras.ops.round(ids))
+    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
+    if count:
+        raise ValueError(
+            f"{LOSS_LABEL}: y_true['classification'] (shape {label_shape}) has {count} class "
+            f"id(s) outside [0, {classes})."
+        )

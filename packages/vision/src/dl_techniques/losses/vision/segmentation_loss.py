@@ -1,0 +1,222 @@
+"""The segmentation loss factory: one serializable Keras loss per name."""
+
+import keras
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.vision import _lovasz, _segmentation_inputs, _segmentation_terms
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+
+_REGION_TERMS = {
+    "dice": _segmentation_terms.dice_loss,
+    "tversky": _segmentation_terms.tversky_loss,
+    "focal_tversky": _segmentation_terms.focal_tversky_loss,
+}
+_PIXEL_TERMS = {
+    "cross_entropy": _segmentation_terms.cross_entropy_loss,
+    "focal": _segmentation_terms.focal_loss,
+}
+_COMBINED_TERMS = {
+    "dice_ce": ("dice", "cross_entropy"),
+    "focal_dice": ("dice", "focal"),
+    "focal_tversky_ce": ("focal_tversky", "cross_entropy"),
+}
+LOSS_NAMES = (
+    "cross_entropy",
+    "dice",
+    "focal",
+    "tversky",
+    "focal_tversky",
+    "lovasz",
+    "lovasz_hinge",
+    "dice_ce",
+    "focal_dice",
+    "focal_tversky_ce",
+)
+
+
+@register_serializable
+class SegmentationLoss(keras.losses.Loss):
+    """A semantic-segmentation loss chosen by name, configured by a ``SegmentationLossConfig``.
+
+    With ``p`` the softmax probabilities (or the given probabilities), ``y``
+    the one-hot labels, sums over the valid pixels of the batch, ``s =
+    smooth`` and ``mean_c`` the (class-weighted) mean over classes:
+
+    ```
+    TP_c = sum p_c y_c      FP_c = sum p_c (1 - y_c)      FN_c = sum (1 - p_c) y_c
+    dice             mean_c 1 - (2 TP_c + s) / (2 TP_c + FP_c + FN_c + s)
+    tversky          mean_c 1 - TI_c,   TI_c = (TP_c + s) / (TP_c + a FP_c + b FN_c + s)
+    focal_tversky    mean_c (1 - TI_c)^gamma_ft
+    cross_entropy    mean_pixels -sum_c y_c log p_c
+    focal            mean_pixels -alpha sum_c y_c (1 - p_c)^gamma log p_c
+    lovasz           mean over present c of  Lovasz_J(|y_c - p_c|)       (Berman et al.)
+    lovasz_hinge     Lovasz_J(max(0, 1 - logit (2 y - 1)))                 (binary)
+    dice_ce          dw dice + cw cross_entropy
+    focal_dice       dw dice + cw focal
+    focal_tversky_ce dw focal_tversky + cw cross_entropy
+    ```
+
+    ``Lovasz_J`` is the Lovasz extension of the Jaccard loss: the errors
+    sorted descending, dotted with the increments of the Jaccard loss of the
+    growing set of largest errors.
+
+    Shapes: ``y_pred`` is ``(B, H, W, C)`` with ``C = num_classes``
+    (probabilities, or logits with ``from_logits=True``); ``y_true`` is
+    one-hot ``(B, H, W, C)`` or class ids ``(B, H, W)`` / ``(B, H, W, 1)``.
+    ``lovasz_hinge`` takes one logit per pixel ``(B, H, W[, 1])`` (a
+    probability is turned into its logit when ``from_logits=False``) and
+    0/1 labels, with ``num_classes`` 1 or 2 and no ``class_weights``.
+
+    Batch pooling and ``sample_weight``: by default the sums run over the
+    whole batch (Dice pooled over batch and pixels) and the loss is one
+    scalar per batch, so ``sample_weight`` (``(B,)`` or one weight per
+    pixel) weights every pixel inside the sums: an integer weight ``k`` on an
+    image equals repeating the image ``k`` times, 0 drops it, and
+    ``reduction`` has no effect. With ``per_image=True`` every term is
+    computed per image (cross-entropy and focal as the mean over the image's
+    valid pixels), ``call`` returns ``(B,)`` and Keras applies
+    ``sample_weight`` and the reduction; an image without valid pixels
+    contributes 0. Pixels labelled ``ignore_index`` count nowhere.
+
+    Class ids are checked to lie in ``[0, num_classes)`` (or equal
+    ``ignore_index``) when they hold values (eager calls); inside a compiled
+    ``fit`` only the static shapes are checked.
+
+    Reference:
+        Milletari et al. (2016), V-Net (Dice); Salehi et al. (2017), Tversky
+        loss; Abraham & Khan (2019), A Novel Focal Tversky Loss; Lin et al.
+        (2017), Focal Loss for Dense Object Detection; Berman, Rannen Triki &
+        Blaschko (2018), The Lovasz-Softmax Loss, CVPR.
+        https://arxiv.org/abs/1705.08790
+
+    Args:
+        loss_name: One of ``LOSS_NAMES``: ``"cross_entropy"``, ``"dice"``,
+            ``"focal"``, ``"tversky"``, ``"focal_tversky"``, ``"lovasz"``,
+            ``"lovasz_hinge"``, ``"dice_ce"``, ``"focal_dice"``,
+            ``"focal_tversky_ce"``.
+        config: A ``SegmentationLossConfig``, or its ``get_config()`` dict.
+        reduction: Keras reduction of the per-image values with
+            ``per_image=True``; no effect otherwise. Defaults to
+            ``"sum_over_batch_size"``.
+        name: Name of the loss instance. Defaults to ``loss_name + "_loss"``.
+        dtype: Dtype of the loss computations; float16 and bfloat16 inputs
+            are computed in float32. Defaults to ``keras.backend.floatx()``.
+
+    Example:
+
+    ```python
+    loss = SegmentationLoss("dice", SegmentationLossConfig(num_classes=2))
+    y_true = [[[0, 1], [1, 1]]]                    # class ids, (1, 2, 2)
+    y_pred = [[[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]]]
+    loss(y_true, y_pred)  # ~0.0: a perfect prediction
+    ```
+    """
+
+    def __init__(
+        self,
+        loss_name,
+        config,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+    ):
+        if loss_name not in LOSS_NAMES:
+            raise ValueError(
+                f"SegmentationLoss: unknown `loss_name` {loss_name!r}; valid names are "
+                f"{', '.join(LOSS_NAMES)}."
+            )
+        if isinstance(config, dict):
+            config = SegmentationLossConfig.from_config(config)
+        if not isinstance(config, SegmentationLossConfig):
+            raise ValueError(
+                "SegmentationLoss: `config` must be a SegmentationLossConfig or its "
+                f"get_config() dict; got config={config!r}."
+            )
+        _check_name_fits_config(loss_name, config)
+        super().__init__(name=name or f"{loss_name}_loss", reduction=reduction, dtype=dtype)
+        self.loss_name = loss_name
+        self.config = config
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if self.config.per_image:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        with keras.name_scope(self.name):
+            value = self._compute(y_true, y_pred, sample_weight)
+            return keras.ops.cast(value, self.dtype)
+
+    def call(self, y_true, y_pred):
+        return self._compute(y_true, y_pred, None)
+
+    def _compute(self, y_true, y_pred, sample_weight):
+        config, per_image = self.config, self.config.per_image
+        if self.loss_name == "lovasz_hinge":
+            inputs = _segmentation_inputs.prepare_binary(config, y_true, y_pred, sample_weight)
+            return _lovasz.lovasz_hinge(inputs, per_image)
+        inputs = _segmentation_inputs.prepare_multiclass(config, y_true, y_pred, sample_weight)
+        if self.loss_name == "lovasz":
+            class_weights = _segmentation_terms.class_weight_vector(config)
+            return _lovasz.lovasz_softmax(inputs, class_weights, per_image)
+        if self.loss_name in _COMBINED_TERMS:
+            region_name, pixel_name = _COMBINED_TERMS[self.loss_name]
+            region = _REGION_TERMS[region_name](inputs, config, per_image)
+            pixel = _PIXEL_TERMS[pixel_name](inputs, config, per_image)
+            return config.dice_weight * region + config.ce_weight * pixel
+        term = _REGION_TERMS.get(self.loss_name) or _PIXEL_TERMS[self.loss_name]
+        return term(inputs, config, per_image)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dtype": self._dtype_policy.name,
+            "loss_name": self.loss_name,
+            "config": self.config.get_config(),
+        }
+
+
+def create_segmentation_loss_function(loss_name, config):
+    """Returns the segmentation loss ``loss_name`` configured by ``config``.
+
+    A factory over ``SegmentationLoss``; see that class for the formulas, the
+    shapes and the ``sample_weight`` semantics. The result is a Keras loss
+    that saves and reloads with a model.
+
+    Args:
+        loss_name: One of ``"cross_entropy"``, ``"dice"``, ``"focal"``,
+            ``"tversky"``, ``"focal_tversky"``, ``"lovasz"``,
+            ``"lovasz_hinge"``, ``"dice_ce"``, ``"focal_dice"``,
+            ``"focal_tversky_ce"``; any other name raises ``ValueError``
+            listing these.
+        config: A ``SegmentationLossConfig`` (or its ``get_config()`` dict).
+
+    Returns:
+        A ``SegmentationLoss``.
+
+    Example:
+
+    ```python
+    loss = create_segmentation_loss_function(
+        "focal_tversky", config=SegmentationLossConfig(num_classes=19, focal_gamma=2.5)
+    )
+    model.compile(optimizer="adam", loss=loss)
+    ```
+    """
+    return SegmentationLoss(loss_name, config)
+
+
+def _check_name_fits_config(loss_name, config):
+    if loss_name == "lovasz_hinge":
+        if config.num_classes not in (1, 2):
+            raise ValueError(
+                "SegmentationLoss: 'lovasz_hinge' is binary and needs num_classes 1 or 2; "
+                f"got num_classes={config.num_classes}."
+            )
+        if config.class_weights is not None:
+            raise ValueError(
+                "SegmentationLoss: 'lovasz_hinge' has no classes to weight; got "
+                f"class_weights={list(config.class_weights)}."
+            )
+    elif config.num_classes < 2:
+        raise ValueError(
+            f"SegmentationLoss: {loss_name!r} needs num_classes >= 2 (softmax over the "
+            f"channels); got num_classes={config.num_classes}."
+        )

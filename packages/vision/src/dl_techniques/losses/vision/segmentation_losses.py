@@ -1,0 +1,95 @@
+"""Every segmentation loss of the factory as a method of one object."""
+
+from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+
+
+@register_serializable
+class SegmentationLosses:
+    """The segmentation losses sharing one config, one method per factory name.
+
+    ``SegmentationLosses(config).dice(y_true, y_pred)`` equals
+    ``create_segmentation_loss_function("dice", config)(y_true, y_pred)``;
+    every method takes ``(y_true, y_pred, sample_weight=None)`` and returns
+    the scalar loss (the mean over images when ``per_image=True``). See
+    ``SegmentationLoss`` for the formulas, shapes and conventions. For
+    ``model.compile`` use ``loss_for(name)`` or the factory, which give a
+    Keras loss that saves with the model.
+
+    Args:
+        config: A ``SegmentationLossConfig`` (or its ``get_config()`` dict).
+
+    Example:
+
+    ```python
+    losses = SegmentationLosses(SegmentationLossConfig(num_classes=2))
+    y_true = [[[0, 1], [1, 1]]]
+    y_pred = [[[[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.1, 0.9]]]]
+    losses.dice(y_true, y_pred), losses.lovasz(y_true, y_pred)
+    ```
+    """
+
+    def __init__(self, config):
+        if isinstance(config, dict):
+            config = SegmentationLossConfig.from_config(config)
+        if not isinstance(config, SegmentationLossConfig):
+            raise ValueError(
+                "SegmentationLosses: `config` must be a SegmentationLossConfig or its "
+                f"get_config() dict; got config={config!r}."
+            )
+        self.config = config
+        self._losses = {}
+
+    def loss_for(self, loss_name):
+        """Returns the ``SegmentationLoss`` named ``loss_name``, built once."""
+        if loss_name not in self._losses:
+            self._losses[loss_name] = SegmentationLoss(loss_name, self.config)
+        return self._losses[loss_name]
+
+    def cross_entropy(self, y_true, y_pred, sample_weight=None):
+        """Categorical cross-entropy averaged over valid pixels."""
+        return self.loss_for("cross_entropy")(y_true, y_pred, sample_weight)
+
+    def dice(self, y_true, y_pred, sample_weight=None):
+        """Soft Dice loss, mean over classes."""
+        return self.loss_for("dice")(y_true, y_pred, sample_weight)
+
+    def focal(self, y_true, y_pred, sample_weight=None):
+        """Softmax focal loss averaged over valid pixels."""
+        return self.loss_for("focal")(y_true, y_pred, sample_weight)
+
+    def tversky(self, y_true, y_pred, sample_weight=None):
+        """Tversky loss ``1 - TI``, mean over classes."""
+        return self.loss_for("tversky")(y_true, y_pred, sample_weight)
+
+    def focal_tversky(self, y_true, y_pred, sample_weight=None):
+        """Focal-Tversky loss ``(1 - TI)^gamma``, mean over classes."""
+        return self.loss_for("focal_tversky")(y_true, y_pred, sample_weight)
+
+    def lovasz(self, y_true, y_pred, sample_weight=None):
+        """Lovasz-softmax loss, mean over the classes present."""
+        return self.loss_for("lovasz")(y_true, y_pred, sample_weight)
+
+    def lovasz_hinge(self, y_true, y_pred, sample_weight=None):
+        """Binary Lovasz hinge loss on one logit per pixel."""
+        return self.loss_for("lovasz_hinge")(y_true, y_pred, sample_weight)
+
+    def dice_ce(self, y_true, y_pred, sample_weight=None):
+        """``dice_weight * dice + ce_weight * cross_entropy``."""
+        return self.loss_for("dice_ce")(y_true, y_pred, sample_weight)
+
+    def focal_dice(self, y_true, y_pred, sample_weight=None):
+        """``dice_weight * dice + ce_weight * focal``."""
+        return self.loss_for("focal_dice")(y_true, y_pred, sample_weight)
+
+    def focal_tversky_ce(self, y_true, y_pred, sample_weight=None):
+        """``dice_weight * focal_tversky + ce_weight * cross_entropy``."""
+        return self.loss_for("focal_tversky_ce")(y_true, y_pred, sample_weight)
+
+    def get_config(self):
+        return {"config": self.config.get_config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,213 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import dl_techniques.losses  # noqa: F401  (makes saved losses resolvable, as a user would)
+from dl_techniques.losses.vision.segmentation_loss import (
+    LOSS_NAMES,
+    SegmentationLoss,
+    create_segmentation_loss_function,
+)
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+from dl_techniques.losses.vision.segmentation_losses import SegmentationLosses
+
+SPEC_NAMES = (
+    "cross_entropy",
+    "dice",
+    "focal",
+    "tversky",
+    "focal_tversky",
+    "lovasz",
+    "lovasz_hinge",
+    "dice_ce",
+    "focal_dice",
+    "focal_tversky_ce",
+)
+
+
+def as_numpy(value):
+    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
+
+
+def small_batch(classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, classes, size=(2, 4, 4))
+    logits = rng.normal(size=(2, 4, 4, classes)).astype("float32")
+    return ids, logits
+
+
+def test_factory_builds_every_name_of_the_spec():
+    assert set(LOSS_NAMES) == set(SPEC_NAMES)
+    for name in SPEC_NAMES:
+        classes = 1 if name == "lovasz_hinge" else 3
+        loss = create_segmentation_loss_function(name, SegmentationLossConfig(classes))
+        assert isinstance(loss, SegmentationLoss)
+        assert loss.loss_name == name
+
+
+def test_unknown_name_raises_listing_the_valid_names():
+    expected = "SegmentationLoss: unknown `loss_name` 'jaccard'"
+    with pytest.raises(ValueError, match=expected) as error:
+        create_segmentation_loss_function("jaccard", SegmentationLossConfig(3))
+    assert all(name in str(error.value) for name in SPEC_NAMES)
+
+
+def test_num_classes_differing_from_prediction_channels_raises():
+    ids, logits = small_batch(classes=3)
+    loss = create_segmentation_loss_function("dice", SegmentationLossConfig(4, from_logits=True))
+    expected = r"SegmentationLoss.*3 channels.*num_classes=4.*\(2, 4, 4, 3\)"
+    with pytest.raises(ValueError, match=expected):
+        loss(ids, logits)
+
+
+@pytest.mark.parametrize("bad_id", [3, -1, 1.5])
+def test_class_ids_out_of_range_raise_when_eager(bad_id):
+    ids, logits = small_batch()
+    ids = ids.astype("float32")
+    ids[0, 0, 0] = bad_id
+    loss = create_segmentation_loss_function("lovasz", SegmentationLossConfig(3, from_logits=True))
+    with pytest.raises(ValueError, match=r"SegmentationLoss: class ids .*\[0, 3\).*\(2, 4, 4\)"):
+        loss(ids, logits)
+
+
+def test_ignore_index_is_accepted_as_a_label():
+    ids, logits = small_batch()
+    ids[0, 0, 0] = 255
+    config = SegmentationLossConfig(3, from_logits=True, ignore_index=255)
+    assert np.isfinite(as_numpy(create_segmentation_loss_function("dice", config)(ids, logits)))
+
+
+def test_one_hot_labels_outside_unit_interval_raise():
+    ids, logits = small_batch()
+    one_hot = np.eye(3, dtype="float32")[ids] * 2.0
+    loss = create_segmentation_loss_function("dice", SegmentationLossConfig(3, from_logits=True))
+    with pytest.raises(ValueError, match=r"SegmentationLoss: one-hot `y_true` .*\(2, 4, 4, 3\)"):
+        loss(one_hot, logits)
+
+
+def test_label_shape_matching_neither_form_raises():
+    _, logits = small_batch()
+    loss = create_segmentation_loss_function("dice", SegmentationLossConfig(3, from_logits=True))
+    expected = r"SegmentationLoss: `y_true`.*\(2, 4, 5\).*\(2, 4, 4, 3\)"
+    with pytest.raises(ValueError, match=expected):
+        loss(np.zeros((2, 4, 5), "int32"), logits)
+
+
+def test_lovasz_hinge_needs_a_binary_config_and_one_channel():
+    with pytest.raises(ValueError, match="SegmentationLoss: 'lovasz_hinge' is binary"):
+        create_segmentation_loss_function("lovasz_hinge", SegmentationLossConfig(3))
+    with pytest.raises(ValueError, match="SegmentationLoss: 'lovasz_hinge' has no classes"):
+        create_segmentation_loss_function(
+            "lovasz_hinge", SegmentationLossConfig(2, class_weights=(1.0, 2.0))
+        )
+    ids, logits = small_batch(classes=2)
+    loss = create_segmentation_loss_function("lovasz_hinge", SegmentationLossConfig(2))
+    with pytest.raises(ValueError, match=r"SegmentationLoss: 'lovasz_hinge'.*\(2, 4, 4, 2\)"):
+        loss(ids, logits)
+
+
+def test_multiclass_names_need_two_classes():
+    with pytest.raises(ValueError, match="SegmentationLoss: 'dice' needs num_classes >= 2"):
+        create_segmentation_loss_function("dice", SegmentationLossConfig(1))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"num_classes": 0},
+        {"num_classes": 2.0},
+        {"from_logits": 1},
+        {"smooth": -1e-3},
+        {"focal_gamma": float("nan")},
+        {"focal_alpha": 0.0},
+        {"tversky_alpha": 0.0, "tversky_beta": 0.0},
+        {"focal_tversky_gamma": 0.0},
+        {"dice_weight": 0.0, "ce_weight": 0.0},
+        {"ignore_index": 1.5},
+        {"class_weights": (1.0, 2.0)},
+        {"class_weights": (1.0, -1.0, 1.0)},
+        {"class_weights": (0.0, 0.0, 0.0)},
+        {"per_image": "yes"},
+    ],
+)
+def test_invalid_config_raises_naming_the_argument(bad):
+    arguments = {"num_classes": 3, **bad}
+    field = next(iter(bad)) if "tversky_alpha" not in bad else "tversky_alpha"
+    with pytest.raises(ValueError, match=f"SegmentationLossConfig: `{field}"):
+        SegmentationLossConfig(**arguments)
+
+
+def test_config_dict_with_an_unknown_field_raises():
+    expected = r"SegmentationLossConfig: unknown field\(s\) \['classes'\]"
+    with pytest.raises(ValueError, match=expected):
+        SegmentationLoss("dice", {"num_classes": 3, "classes": 3})
+
+
+def test_config_round_trips_through_json():
+    config = SegmentationLossConfig(
+        19, from_logits=True, focal_gamma=2.5, ignore_index=255, class_weights=[1] * 19
+    )
+    restored = SegmentationLossConfig.from_config(json.loads(json.dumps(config.get_config())))
+    assert restored == config
+    assert restored.class_weights == (1.0,) * 19
+
+
+def test_loss_config_holds_the_name_and_a_plain_config_dict():
+    config = SegmentationLossConfig(3, from_logits=True, tversky_beta=0.9, per_image=True)
+    loss = SegmentationLoss("focal_tversky_ce", config, name="seg")
+    loss_config = json.loads(json.dumps(loss.get_config()))
+    assert loss_config["loss_name"] == "focal_tversky_ce"
+    assert loss_config["config"] == config.get_config()
+    rebuilt = SegmentationLoss.from_config(loss_config)
+    assert (rebuilt.loss_name, rebuilt.config, rebuilt.name) == ("focal_tversky_ce", config, "seg")
+
+
+def test_segmentation_losses_methods_equal_the_factory_losses():
+    ids, logits = small_batch()
+    config = SegmentationLossConfig(3, from_logits=True, ignore_index=0)
+    losses = SegmentationLosses(config)
+    for name in SPEC_NAMES:
+        if name == "lovasz_hinge":
+            continue
+        expected = create_segmentation_loss_function(name, config)(ids, logits)
+        np.testing.assert_allclose(as_numpy(getattr(losses, name)(ids, logits)), as_numpy(expected))
+    binary = SegmentationLosses(SegmentationLossConfig(1, from_logits=True))
+    labels, scores = ids % 2, logits[..., :1]
+    expected = create_segmentation_loss_function("lovasz_hinge", binary.config)(labels, scores)
+    np.testing.assert_allclose(as_numpy(binary.lovasz_hinge(labels, scores)), as_numpy(expected))
+
+
+def test_segmentation_losses_round_trips_through_keras_serialization():
+    losses = SegmentationLosses(SegmentationLossConfig(5, smooth=0.5))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(losses))
+    assert isinstance(restored, SegmentationLosses)
+    assert restored.config == losses.config
+
+
+def test_seed_usage_compiles_fits_saves_and_reloads(tmp_path):
+    rng = np.random.default_rng(11)
+    images = rng.normal(size=(4, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 19, size=(4, 8, 8))
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Conv2D(19, 1, activation="softmax")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer="adam",
+        loss=create_segmentation_loss_function(
+            "focal_tversky", config=SegmentationLossConfig(num_classes=19, focal_gamma=2.5)
+        ),
+    )
+    history = model.fit(images, masks, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    path = tmp_path / "seed.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.loss, SegmentationLoss)
+    assert loaded.loss.config == SegmentationLossConfig(num_classes=19, focal_gamma=2.5)
+    np.testing.assert_allclose(
+        loaded.evaluate(images, masks, batch_size=4, verbose=0),
+        model.evaluate(images, masks, batch_size=4, verbose=0),
+        rtol=1e-6,
+    )
