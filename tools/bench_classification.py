@@ -28,7 +28,13 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
+from benchmarking import (
+    add_timing_arguments,
+    compile_mode,
+    parse_timing_arguments,
+    print_ratio_table,
+    time_pairs,
+)
 
 from dl_techniques.losses.classification.brier_score_loss import BrierScoreLoss
 from dl_techniques.losses.classification.f1_loss import F1Loss
@@ -64,24 +70,12 @@ def main():
     )
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); input ({arguments.batch}, {arguments.classes}); "
         f"forward + gradient w.r.t. y_pred, median of {arguments.repetitions}"
     )
-    header = f"{'loss':<20}{'us':>10}  {'ratio to ' + BASELINE:>28}"
-    print(header)
-    print("-" * len(header))
-    baseline = medians[BASELINE]
-    worst = 0.0
-    for label, _ in losses:
-        ratio = medians[label] / baseline
-        if label != BASELINE:
-            worst = max(worst, ratio)
-        print(f"{label:<20}{medians[label] * 1e6:>10.1f}  {ratio:>28.2f}")
-    print(f"worst ratio {worst:.2f} (target <= 1.5)")
+    print_ratio_table("loss", [label for label, _ in losses], medians, BASELINE, "us", 1.5)
     return 0
 
 

@@ -34,7 +34,7 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
+from benchmarking import add_timing_arguments, compile_mode, parse_timing_arguments, time_pairs
 
 from dl_techniques.losses.forecasting import HuberLoss, MASELoss, MQLoss, SMAPELoss
 
@@ -124,9 +124,7 @@ def main():
     medians = time_pairs(pairs, arguments.repetitions, arguments.warmup, arguments.torch_compile)
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); batch {arguments.batch}, horizon {arguments.horizon}, "
         f"{len(QUANTILES)} quantiles, history {arguments.history}; forward + gradient "

@@ -33,7 +33,13 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
+from benchmarking import (
+    add_timing_arguments,
+    compile_mode,
+    parse_timing_arguments,
+    print_ratio_table,
+    time_pairs,
+)
 
 from dl_techniques.losses.generative.nano_vlm_loss import NanoVLMLoss
 
@@ -69,24 +75,12 @@ def main():
     )
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); logits {(*shape, arguments.vocab)}; "
         f"forward + gradient w.r.t. logits, median of {arguments.repetitions}"
     )
-    header = f"{'loss':<28}{'ms':>10}  {'ratio to ' + BASELINE:>40}"
-    print(header)
-    print("-" * len(header))
-    baseline = medians[BASELINE]
-    worst = 0.0
-    for label, _ in losses:
-        ratio = medians[label] / baseline
-        if label != BASELINE:
-            worst = max(worst, ratio)
-        print(f"{label:<28}{medians[label] * 1e3:>10.1f}  {ratio:>40.2f}")
-    print(f"worst ratio {worst:.2f} (target <= 1.2)")
+    print_ratio_table("loss", [label for label, _ in losses], medians, BASELINE, "ms", 1.2)
     return 0
 
 

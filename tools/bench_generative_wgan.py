@@ -25,7 +25,13 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
+from benchmarking import (
+    add_timing_arguments,
+    compile_mode,
+    parse_timing_arguments,
+    print_ratio_table,
+    time_pairs,
+)
 
 from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
 
@@ -89,20 +95,13 @@ def main():
     )
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); critic {arguments.features}-{arguments.hidden}-"
         f"{arguments.hidden}-1, batch {arguments.batch} real + {arguments.batch} fake; "
         f"loss + gradient w.r.t. the critic weights, median of {arguments.repetitions}"
     )
-    header = f"{'critic step':<24}{'us':>10}  {'ratio to ' + BASELINE:>22}"
-    print(header)
-    print("-" * len(header))
-    for label, _ in steps:
-        ratio = medians[label] / medians[BASELINE]
-        print(f"{label:<24}{medians[label] * 1e6:>10.1f}  {ratio:>22.2f}")
+    print_ratio_table("critic step", [label for label, _ in steps], medians, BASELINE, "us")
     return 0
 
 

@@ -23,7 +23,7 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import time_pairs
+from benchmarking import compile_mode, time_pairs
 
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
@@ -125,9 +125,7 @@ def main():
     medians = time_pairs(timed, arguments.repetitions, arguments.warmup, arguments.torch_compile)
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); embeddings ({arguments.batch}, {arguments.dim}); "
         f"forward + gradient w.r.t. the image embeddings, median of {arguments.repetitions}"

@@ -31,7 +31,13 @@ import sys
 
 import keras
 import numpy as np
-from benchmarking import add_timing_arguments, parse_timing_arguments, time_pairs
+from benchmarking import (
+    add_timing_arguments,
+    compile_mode,
+    parse_timing_arguments,
+    print_ratio_table,
+    time_pairs,
+)
 
 from dl_techniques.losses.vision.segmentation_loss import create_segmentation_loss_function
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
@@ -74,20 +80,13 @@ def main():
     )
 
     backend = keras.backend.backend()
-    mode = {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(
-        backend, "torch.compile" if arguments.torch_compile else "torch eager"
-    )
+    mode = compile_mode(arguments.torch_compile)
     print(
         f"backend {backend} ({mode}); forward + gradient w.r.t. y_pred, median of "
         f"{arguments.repetitions}"
     )
     print(f"input ({arguments.batch}, 128, 128, {arguments.classes})")
-    header = f"{'loss':<20}{'ms':>10}  {'ratio to ' + BASELINE:>28}"
-    print(header)
-    print("-" * len(header))
-    for label, _ in losses:
-        ratio = medians[label] / medians[BASELINE]
-        print(f"{label:<20}{medians[label] * 1e3:>10.2f}  {ratio:>28.2f}")
+    print_ratio_table("loss", [label for label, _ in losses], medians, BASELINE, "ms")
 
     growth = {}
     for size in GROWTH_SIZES:

@@ -90,3 +90,40 @@ def parse_timing_arguments(parser):
 
         torch.set_num_threads(arguments.threads)
     return arguments
+
+
+def compile_mode(torch_compile):
+    """Names how ``compiled_value_and_gradient`` compiles on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return "torch.compile" if torch_compile else "torch eager"
+    return {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}[backend]
+
+
+def print_ratio_table(title, labels, medians, baseline, unit="us", target=None):
+    """Prints each label's median time and its ratio to ``baseline``.
+
+    Args:
+        title: The first column's heading.
+        labels: The rows, in order; ``baseline`` among them.
+        medians: ``{label: seconds}`` from ``time_pairs``.
+        baseline: The label the ratios divide by.
+        unit: ``"us"`` or ``"ms"``.
+        target: When given, also prints the worst ratio of the other rows
+            against this target.
+    """
+    scale = {"us": 1e6, "ms": 1e3}[unit]
+    label_width = max(len(title), *(len(label) for label in labels)) + 2
+    ratio_heading = f"ratio to {baseline}"
+    header = f"{title:<{label_width}}{unit:>10}  {ratio_heading:>{len(ratio_heading) + 2}}"
+    print(header)
+    print("-" * len(header))
+    for label in labels:
+        ratio = medians[label] / medians[baseline]
+        print(
+            f"{label:<{label_width}}{medians[label] * scale:>10.2f}"
+            f"  {ratio:>{len(ratio_heading) + 2}.2f}"
+        )
+    if target is not None:
+        worst = max(medians[label] / medians[baseline] for label in labels if label != baseline)
+        print(f"worst ratio {worst:.2f} (target <= {target})")
