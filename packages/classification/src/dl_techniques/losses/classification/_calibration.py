@@ -7,10 +7,11 @@ C columns. The Spiegelhalter statistic of each column is one-vs-rest.
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 
 SPIEGELHALTER_EPSILON = 1e-7
 """The constant under the square root of the Spiegelhalter denominator."""
@@ -97,29 +98,19 @@ def probabilities(y_pred, from_logits):
     return keras.ops.softmax(y_pred, axis=-1)
 
 
-def check_value_ranges(owner, y_true, y_pred, from_logits):
+def check_value_ranges(owner: str, y_true: Any, y_pred: Any, from_logits: bool) -> None:
     """Raises ``ValueError`` for targets, or probabilities, outside [0, 1].
 
-    Only tensors that hold values can be checked: under ``tf.function``,
-    ``jax.jit`` or ``torch.compile`` the check is skipped.
+    Targets may be soft (any value in [0, 1]); predictions are checked only
+    when ``from_logits=False``. These are value checks of
+    ``dl_techniques.losses.core.validation``: they run on eager calls (the
+    first one of a loss or metric instance, every one with
+    ``DL_LOSSES_VALIDATE=always``) and are skipped under ``tf.function``,
+    ``jax.jit`` or ``torch.compile``. NaN is not out of range: it propagates.
     """
-    if not numerics.holds_values(y_true):
-        return
-    bounds = [keras.ops.min(y_true), keras.ops.max(y_true)]
-    if not from_logits and numerics.holds_values(y_pred):
-        bounds += [keras.ops.min(y_pred), keras.ops.max(y_pred)]
-    values = keras.ops.convert_to_numpy(keras.ops.stack(bounds)).tolist()
-    if not (values[0] >= 0.0 and values[1] <= 1.0):
-        raise ValueError(
-            f"{owner}: `y_true` must lie in [0, 1]; got values in [{values[0]}, {values[1]}] "
-            f"for y_true shape {static_shape(y_true)}."
-        )
-    if len(values) == 4 and not (values[2] >= 0.0 and values[3] <= 1.0):
-        raise ValueError(
-            f"{owner}: `y_pred` must be probabilities in [0, 1] when from_logits=False; "
-            f"got values in [{values[2]}, {values[3]}] for y_pred shape "
-            f"{static_shape(y_pred)}. Pass from_logits=True for logits."
-        )
+    validation.check_in_range(owner, "y_true", y_true, 0.0, 1.0)
+    if not from_logits:
+        validation.check_probabilities(owner, "y_pred", y_pred)
 
 
 def column_weights(owner, sample_weight, like):

@@ -2,10 +2,11 @@
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import validation
 
 EPSILON = 1e-5
 """Added to every denominator of a metric (and inside the square roots of the
@@ -37,6 +38,10 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
     batch, so ``sample_weight`` is applied inside the sums (an integer weight
     ``k`` on a row equals repeating the row ``k`` times) and ``reduction`` has
     no effect.
+
+    Labels other than 0 and 1, and probabilities outside [0, 1] with
+    ``from_logits=False``, raise a ``ValueError`` on the first eager call of
+    an instance (``dl_techniques.losses.core.validation``).
     """
 
     def __init__(
@@ -74,10 +79,12 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
         """Returns the metric, elementwise over tensors of shape () or (C,)."""
         raise NotImplementedError
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             return self._batch_loss(y_true, y_pred, sample_weight)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self._batch_loss(y_true, y_pred, None)
 
@@ -127,6 +134,8 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
                 f"y_true shape {true_shape} and y_pred shape {pred_shape}."
             )
         _check_hard_labels(loss_name, y_true)
+        if not self.from_logits:
+            validation.check_probabilities(loss_name, "y_pred", y_pred)
         if len(pred_shape) == 1:
             y_true = keras.ops.expand_dims(y_true, axis=-1)
             y_pred = keras.ops.expand_dims(y_pred, axis=-1)
@@ -197,9 +206,15 @@ def _as_cell_weights(loss_name, sample_weight, y_pred, compute_dtype):
     return keras.ops.broadcast_to(weights, keras.ops.shape(y_pred))
 
 
-def _check_hard_labels(loss_name, y_true):
-    # Traced values (jit) have no value to inspect; eager calls are checked.
-    if not numerics.holds_values(y_true):
+def _check_hard_labels(loss_name: str, y_true: Any) -> None:
+    """Raises ``ValueError`` unless every label is exactly 0 or 1.
+
+    Unlike ``validation.check_binary`` a NaN label is rejected too: the soft
+    confusion matrix sums labels over the whole batch, so one NaN label would
+    turn the loss of every sample into NaN with no hint of its cause.
+    Follows the first-eager-call rule of ``validation.values_due``.
+    """
+    if not validation.values_due(y_true):
         return
     invalid = keras.ops.logical_and(
         keras.ops.not_equal(y_true, 0.0), keras.ops.not_equal(y_true, 1.0)

@@ -2,10 +2,11 @@
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import distributed, numerics
+from dl_techniques.losses.core import distributed, numerics, validation
 
 # Floor of the argument of log in p log p for batch-mean probabilities: a class
 # no sample predicts has p-bar = 0, whose log would be -inf. Below 1e-30 the
@@ -59,6 +60,19 @@ def check_class_shapes(loss_name, y_true, y_pred):
             f"{loss_name}: `y_true` must be one-hot with the shape of y_pred (batch, "
             f"num_classes); got y_true shape {true_shape} and y_pred shape {pred_shape}."
         )
+
+
+def check_values(loss_name: str, y_true: Any, y_pred: Any, from_logits: bool) -> None:
+    """Raises ``ValueError`` for targets other than 0 and 1, or bad probabilities.
+
+    The targets are one-hot (label smoothing is applied inside the loss, to
+    hard targets); ``y_pred`` must lie in [0, 1] when ``from_logits=False``.
+    Value checks of ``dl_techniques.losses.core.validation``: first eager call
+    of a loss instance only, none under jit; NaN propagates.
+    """
+    validation.check_binary(loss_name, "y_true", y_true, what="one-hot targets")
+    if not from_logits:
+        validation.check_probabilities(loss_name, "y_pred", y_pred)
 
 
 def static_shape(tensor):
@@ -140,6 +154,7 @@ class BatchStatisticLoss(keras.losses.Loss):
 
     _frequency_weights = None
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is None:
             return super().__call__(y_true, y_pred)

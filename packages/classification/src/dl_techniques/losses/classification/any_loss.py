@@ -45,10 +45,15 @@ class AnyLoss(SoftConfusionMatrixLoss):
     ``get_config`` (and so ``model.save``) raises ``ValueError`` for a lambda
     or an unregistered function, which could not be rebuilt on load.
 
-    Labels are checked to be 0 or 1 when they hold values (eager calls);
-    when they are traced (inside ``jax.jit``, ``tf.function``,
-    ``torch.compile``, so in a compiled ``fit``) there is no value to inspect
-    and only the static shapes are checked. ``reduction`` has no effect: every Keras
+    Labels are checked to be 0 or 1 (a NaN label is rejected too) and, with
+    ``from_logits=False``, predictions to lie in [0, 1] (a NaN prediction is
+    not rejected: it gives a NaN loss). These value checks run on the first
+    eager call of an instance only (on every eager call with the environment
+    variable ``DL_LOSSES_VALIDATE=always``), so an eager training loop does
+    not synchronise the device every step; when the inputs are traced
+    (inside ``jax.jit``, ``tf.function``, ``torch.compile``, so in a compiled
+    ``fit``) there is no value to inspect and only the static shapes are
+    checked. ``reduction`` has no effect: every Keras
     reduction of the single batch value is that value. A Keras mask on
     ``y_pred`` is not applied; exclude cells with ``sample_weight``.
 

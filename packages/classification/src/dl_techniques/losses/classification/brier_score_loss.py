@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _calibration
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -32,8 +33,10 @@ class BrierScoreLoss(keras.losses.Loss):
     With ``from_logits=True`` a single column goes through a sigmoid and
     several columns through a softmax over the class axis. With
     ``from_logits=False`` predictions must lie in [0, 1]; so must the
-    targets. Those value checks run when the tensors hold values (eager
-    calls) and are skipped under ``jit``.
+    targets (soft targets are accepted). Those value checks run on the
+    first eager call of an instance (every eager call with
+    ``DL_LOSSES_VALIDATE=always``) and are skipped under ``jit``; a NaN
+    prediction is not rejected and gives a NaN loss.
 
     The loss is per sample (``call`` returns shape ``(B,)``), so Keras
     applies ``sample_weight`` and the reduction. Keras masks are applied by
@@ -72,6 +75,7 @@ class BrierScoreLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = from_logits
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         y_true, y_pred = _calibration.as_class_columns("BrierScoreLoss", y_true, y_pred)
         _calibration.check_value_ranges("BrierScoreLoss", y_true, y_pred, self.from_logits)

@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _calibration
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -20,7 +21,10 @@ class BrierScoreMetric(keras.metrics.Metric):
     ``from_logits`` rule (sigmoid for one column, softmax for several).
     ``sample_weight`` of shape ``(B,)`` or ``(B, 1)`` weights the rows of
     any prediction shape: it never broadcasts against the class axis. The
-    result is 0 before any weight has been seen.
+    result is 0 before any weight has been seen. Targets outside [0, 1], and
+    probabilities outside [0, 1] with ``from_logits=False``, raise a
+    ``ValueError`` on the first eager ``update_state`` of an instance (every
+    eager one with ``DL_LOSSES_VALIDATE=always``; never under ``jit``).
 
     Reference:
         Brier, G. W. (1950). Verification of forecasts expressed in terms of
@@ -54,6 +58,7 @@ class BrierScoreMetric(keras.metrics.Metric):
             shape=(), initializer="zeros", dtype=self.dtype, name="total_weight"
         )
 
+    @validation.checks_values
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
         y_true = keras.ops.convert_to_tensor(y_true, dtype=self.dtype)

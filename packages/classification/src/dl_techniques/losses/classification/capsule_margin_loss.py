@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "CapsuleMarginLoss"
@@ -42,6 +42,11 @@ class CapsuleMarginLoss(keras.losses.Loss):
     Shapes: ``y_true`` ``(B, K)`` with entries in {0, 1}; ``y_pred`` either
     the capsule lengths ``(B, K)`` or the capsule vectors ``(B, K, D)``.
     The loss has one value per sample.
+
+    Values: targets other than 0 and 1, and negative capsule lengths, raise
+    a ``ValueError`` on the first eager call of an instance (every eager
+    call with ``DL_LOSSES_VALIDATE=always``; never under ``jit``). Lengths
+    above 1 (an unsquashed capsule) are accepted: both hinges are flat there.
 
     Reference:
         Sabour, S., Frosst, N., & Hinton, G. E. (2017). Dynamic Routing
@@ -93,6 +98,7 @@ class CapsuleMarginLoss(keras.losses.Loss):
         self.downweight = float(downweight)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         y_pred = numerics.upcast_half(y_pred)
         y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
@@ -109,6 +115,18 @@ class CapsuleMarginLoss(keras.losses.Loss):
             raise ValueError(
                 f"{_NAME}: `y_true` must have shape (batch, num_classes) matching y_pred's "
                 f"first two axes; got y_true shape {true_shape} and y_pred shape {pred_shape}."
+            )
+        validation.check_binary(_NAME, "y_true", y_true)
+        if len(pred_shape) == 2:
+            # Lengths above 1 (an unsquashed capsule) are accepted: both hinges
+            # are flat there. A negative length is no length at all.
+            validation.check_in_range(
+                _NAME,
+                "y_pred",
+                y_pred,
+                0.0,
+                math.inf,
+                hint="A capsule length is a norm, never negative; lengths above 1 are accepted.",
             )
 
         if len(pred_shape) == 3:

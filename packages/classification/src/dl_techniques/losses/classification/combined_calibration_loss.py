@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _calibration
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -35,7 +36,8 @@ class CombinedCalibrationLoss(keras.losses.Loss):
 
     Input conventions (binary ``(B,)``/``(B, 1)`` or one-hot ``(B, C)``, the
     sigmoid/softmax rule for ``from_logits=True``, value checks in [0, 1] on
-    eager calls) are those of the two component losses.
+    the first eager call of an instance) are those of the two component
+    losses.
 
     Reference:
         Brier, G. W. (1950). Verification of forecasts expressed in terms of
@@ -83,6 +85,7 @@ class CombinedCalibrationLoss(keras.losses.Loss):
         self.use_squared = use_squared
         self.from_logits = from_logits
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         return _calibration.batch_level_call(self, y_true, y_pred, sample_weight, self._compute)
 

@@ -1,6 +1,7 @@
 """Cross-entropy with separate confidence and class-diversity entropy terms."""
 
 from dl_techniques.losses.classification import _information
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "DecoupledInformationLoss"
@@ -44,6 +45,11 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
 
     Shapes: ``y_true`` one-hot ``(B, K)``, ``y_pred`` logits or probabilities
     ``(B, K)``; ``call`` returns one value per sample.
+
+    Targets other than 0 and 1 (label smoothing is applied inside, to hard
+    targets) and, with ``from_logits=False``, probabilities outside [0, 1]
+    raise a ``ValueError`` on the first eager call of an instance (every
+    eager call with ``DL_LOSSES_VALIDATE=always``; never under ``jit``).
 
     Reference:
         Pereyra, G., Tucker, G., Chorowski, J., Kaiser, L., & Hinton, G.
@@ -101,9 +107,11 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
         self.from_logits = _information.boolean_flag(_NAME, "from_logits", from_logits)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         y_true, y_pred = _information.as_float_pair(y_true, y_pred)
         _information.check_class_shapes(_NAME, y_true, y_pred)
+        _information.check_values(_NAME, y_true, y_pred, self.from_logits)
         weights = self._frequency_weights
 
         probs, log_probs = _information.probabilities_and_logs(y_pred, self.from_logits)

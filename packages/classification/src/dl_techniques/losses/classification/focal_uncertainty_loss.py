@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _information
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "FocalUncertaintyLoss"
@@ -51,6 +52,11 @@ class FocalUncertaintyLoss(keras.losses.Loss):
 
     Shapes: ``y_true`` one-hot ``(B, K)``, ``y_pred`` logits or probabilities
     ``(B, K)``; the loss has one value per sample.
+
+    Targets other than 0 and 1 (label smoothing is applied inside, to hard
+    targets) and, with ``from_logits=False``, probabilities outside [0, 1]
+    raise a ``ValueError`` on the first eager call of an instance (every
+    eager call with ``DL_LOSSES_VALIDATE=always``; never under ``jit``).
 
     Reference:
         Lin, T.-Y., Goyal, P., Girshick, R., He, K., & Dollar, P. (2017).
@@ -108,9 +114,11 @@ class FocalUncertaintyLoss(keras.losses.Loss):
         self.from_logits = _information.boolean_flag(_NAME, "from_logits", from_logits)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         y_true, y_pred = _information.as_float_pair(y_true, y_pred)
         _information.check_class_shapes(_NAME, y_true, y_pred)
+        _information.check_values(_NAME, y_true, y_pred, self.from_logits)
         num_classes = _information.static_shape(y_pred)[-1]
         if isinstance(self.alpha, list) and num_classes not in (None, len(self.alpha)):
             raise ValueError(

@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _calibration
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -32,8 +33,9 @@ class SpiegelhalterZLoss(keras.losses.Loss):
     mean of the per-class losses. With ``from_logits=True`` a single column
     goes through a sigmoid and several through a softmax. With
     ``from_logits=False`` predictions must lie in [0, 1]; so must the
-    targets; these value checks run on eager calls and are skipped under
-    ``jit``.
+    targets; these value checks run on the first eager call of an instance
+    (every eager call with ``DL_LOSSES_VALIDATE=always``) and are skipped
+    under ``jit``.
 
     The value and gradient stay finite when every p is 0, 0.5 or 1 (the
     variance is then 0 and eps alone sets the denominator), although Z^2
@@ -85,6 +87,7 @@ class SpiegelhalterZLoss(keras.losses.Loss):
         self.use_squared = use_squared
         self.from_logits = from_logits
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         return _calibration.batch_level_call(self, y_true, y_pred, sample_weight, self._compute)
 

@@ -3,6 +3,7 @@
 import keras
 
 from dl_techniques.losses.classification import _calibration
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -33,7 +34,10 @@ class SpiegelhalterZMetric(keras.metrics.Metric):
     through a sigmoid and several through a softmax. ``sample_weight`` of
     shape ``(B,)`` or ``(B, 1)`` weights rows: a weight ``k`` equals
     repeating the row ``k`` times, and it never broadcasts against the class
-    axis. The result is 0 before any update.
+    axis. The result is 0 before any update. Targets outside [0, 1], and
+    probabilities outside [0, 1] with ``from_logits=False``, raise a
+    ``ValueError`` on the first eager ``update_state`` of an instance (every
+    eager one with ``DL_LOSSES_VALIDATE=always``; never under ``jit``).
 
     Reference:
         Spiegelhalter, D. J. (1986). Probabilistic prediction in patient
@@ -72,6 +76,7 @@ class SpiegelhalterZMetric(keras.metrics.Metric):
             shape=(num_classes,), initializer="zeros", dtype=self.dtype, name="variance"
         )
 
+    @validation.checks_values
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
         y_true = keras.ops.convert_to_tensor(y_true, dtype=self.dtype)
