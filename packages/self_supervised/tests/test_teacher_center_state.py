@@ -1,7 +1,9 @@
-"""The DINO teacher state under fit: EMA centre, temperature schedule, saving, tracking.
+"""The DINO/iBOT teacher state under fit: EMA centre, temperature schedule, saving, tracking.
 
 The model classes are the README's own code blocks ("DINO and iBOT: the
-teacher centre"), executed as they are.
+teacher centre"), executed as they are. A block is found by the label on its
+first line (``# every backend``, ``# usage``, ``# tensorflow``, ``# torch``,
+``# ibot``, ``# ibot usage``).
 """
 
 import re
@@ -28,7 +30,8 @@ JIT = BACKEND != "torch"
 
 def _readme_blocks():
     section = README.read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    # A fence may name the backends it runs on: ```python tensorflow
+    blocks = re.findall(r"```python[^\n]*\n(.*?)```", section, flags=re.S)
     return {block.splitlines()[0].lstrip("#").split(":")[0].strip(): block for block in blocks}
 
 
@@ -38,11 +41,13 @@ def _readme_namespace():
     exec(blocks["every backend"], namespace)  # noqa: S102  (the README's code, verbatim)
     if BACKEND in blocks:
         exec(blocks[BACKEND], namespace)  # noqa: S102
+    exec(blocks["ibot"], namespace)  # noqa: S102
     return namespace, blocks
 
 
 NAMESPACE, BLOCKS = _readme_namespace()
 DINOModel = keras.saving.register_keras_serializable(package="dino_readme")(NAMESPACE["DINOModel"])
+iBOTModel = NAMESPACE["iBOTModel"]
 
 
 def _crops():
@@ -231,3 +236,80 @@ def test_temperature_change_after_an_untracked_compiled_call_raises_on_jax():
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(dino_loss.state.teacher_temp), 0.07, rtol=1e-6
         )
+
+
+# iBOT under fit: the README's compute_loss pattern with a dict target.
+PATCHES = 3
+PATCH_FEATURES = 2
+PATCH_DIM = 4
+STUDENT_TEMP = 0.1
+TEACHER_TEMP = 0.04
+
+
+def _patch_data():
+    rng = np.random.default_rng(11)
+    patches = rng.normal(size=(BATCH, PATCHES, PATCH_FEATURES)).astype("float32")
+    teacher = rng.normal(scale=0.1, size=(BATCH, PATCHES, PATCH_DIM)).astype("float32")
+    # Image 3 masks nothing: it contributes 0 but counts in B.
+    mask = np.array([[1, 0, 1], [1, 1, 1], [0, 1, 0], [0, 0, 0]], bool)
+    return patches, teacher, mask
+
+
+def _as_array(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def _ibot_numpy(student_logits, teacher, mask, center):
+    """The iBOT value and its gradient with respect to the student logits, in float64.
+
+    Per patch, ``-sum_k P_t log P_s`` has gradient ``(P_s - P_t) / tau_s``; the
+    value is the mean over images of each image's mean over masked patches.
+    """
+    teacher_probs = _softmax((teacher - center) / TEACHER_TEMP)
+    student_probs = _softmax(student_logits / STUDENT_TEMP)
+    patch_loss = -(teacher_probs * np.log(student_probs)).sum(axis=-1)
+    counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    weights = mask / counts / len(mask)
+    value = (patch_loss * weights).sum()
+    gradient = weights[..., None] * (student_probs - teacher_probs) / STUDENT_TEMP
+    return value, gradient
+
+
+@pytest.mark.parametrize("mask_dtype", ["bool", "float32"])
+def test_readme_ibot_model_trains_with_a_dict_target_like_numpy(mask_dtype):
+    patches, teacher, mask = _patch_data()
+    learning_rate = 0.5
+    model = iBOTModel(patch_out_dim=PATCH_DIM)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), jit_compile=JIT)
+    model(patches)
+    kernel, bias = (np.asarray(_as_array(weight), "float64") for weight in model.student.weights)
+    inputs = patches.astype("float64")
+    targets = {"teacher_patches": teacher, "mask": mask.astype(mask_dtype)}
+
+    history = model.fit(patches, targets, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+
+    # Step 1 at the initial weights and centre 0; an SGD step on the numpy
+    # gradient; step 2 at those weights and the centre after one EMA step.
+    teacher64 = teacher.astype("float64")
+    masked_mean = teacher64[mask].mean(axis=0, keepdims=True)
+    first, gradient = _ibot_numpy(inputs @ kernel + bias, teacher64, mask, center=0.0)
+    kernel = kernel - learning_rate * np.einsum("bnd,bnk->dk", inputs, gradient)
+    bias = bias - learning_rate * gradient.sum(axis=(0, 1))
+    center = (1 - MOMENTUM) * masked_mean
+    second, _ = _ibot_numpy(inputs @ kernel + bias, teacher64, mask, center=center)
+    np.testing.assert_allclose(history.history["loss"], [first, second], rtol=1e-4)
+    np.testing.assert_allclose(
+        _center(model.ibot_loss), MOMENTUM * center + (1 - MOMENTUM) * masked_mean, rtol=1e-5
+    )
+
+
+def test_readme_ibot_usage_block_runs_and_moves_the_centre():
+    patches, _, mask = _patch_data()
+    # The README's model has patch_out_dim=16.
+    teacher = np.random.default_rng(12).normal(size=(BATCH, PATCHES, 16)).astype("float32")
+    namespace = dict(NAMESPACE, patches=patches, teacher_patches=teacher, mask=mask)
+    exec(BLOCKS["ibot usage"], namespace)  # noqa: S102  (the README's code, verbatim)
+
+    # One step of batch 8 over 4 images: the centre is 0.1 times the masked mean.
+    expected = (1 - MOMENTUM) * teacher.astype("float64")[mask].mean(axis=0, keepdims=True)
+    np.testing.assert_allclose(_center(namespace["model"].ibot_loss), expected, rtol=1e-5)

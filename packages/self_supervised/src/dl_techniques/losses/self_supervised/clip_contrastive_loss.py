@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
@@ -96,6 +97,7 @@ class CLIPContrastiveLoss(keras.losses.Loss):
         self.temperature = None if temperature is None else float(temperature)
         self.label_smoothing = float(label_smoothing)
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         return super().__call__(_contrastive.ignored_target(y_true), y_pred, sample_weight)
 

@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from dl_techniques.losses.core import distributed, numerics
+from dl_techniques.losses.core import distributed, numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "ClusteringLoss"
@@ -58,6 +58,11 @@ class ClusteringLoss(keras.losses.Loss):
     on JAX. ``y_true`` is ignored. The computation runs in float32 for
     float16 and bfloat16 inputs.
 
+    Assignments outside [0, 1] raise ``ValueError`` on the first eager call
+    of the loss (every eager call with ``DL_LOSSES_VALIDATE=always``); a
+    compiled step cannot read values and does not check them. NaN is not
+    rejected: it propagates to a NaN loss.
+
     Reference:
         Xie, J., Girshick, R., & Farhadi, A. (2016). Unsupervised Deep
         Embedding for Clustering Analysis. ICML.
@@ -103,6 +108,7 @@ class ClusteringLoss(keras.losses.Loss):
         self.target_power = _checked_number("target_power", target_power, "> 0")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is None:
             return super().__call__(y_true, y_pred)
@@ -126,6 +132,17 @@ class ClusteringLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         assignments = numerics.upcast_half(y_pred)
         _check_assignments(assignments)
+        # Outside [0, 1] the floored logs and the KL terms have no meaning
+        # and give a finite, wrong value. The rule is check_probabilities',
+        # but its hint names from_logits, which this loss does not have.
+        validation.check_in_range(
+            _NAME,
+            "y_pred",
+            assignments,
+            0.0,
+            1.0,
+            hint="Pass soft assignments, e.g. a softmax over cluster logits.",
+        )
         weights = self._frequency_weights
         if weights is None:
             weights = keras.ops.ones_like(assignments[:, 0])

@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.numerics import upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised._dino_checks import (
@@ -57,7 +58,10 @@ class DINOLoss(keras.losses.Loss):
     track (``self.teacher_center = loss.state``) so that updates survive a JAX
     ``fit`` and the centre is saved with the model; the package README shows
     the train-step patterns per backend. An update that would be dropped (JAX,
-    state not tracked, inside a compiled step) raises ``RuntimeError``.
+    state not tracked, inside a compiled step) raises ``RuntimeError``. A
+    teacher batch holding NaN or an infinity leaves the centre unchanged,
+    also inside a compiled step, where nothing can raise; the first eager
+    update raises ``ValueError`` for it as well.
 
     Reference:
         Caron, M., et al. (2021). Emerging Properties in Self-Supervised
@@ -138,9 +142,18 @@ class DINOLoss(keras.losses.Loss):
         self.state.set_teacher_temp(value)
 
     def update_center(self, teacher_output):
-        """EMA step of the centre towards the mean teacher row, across replicas."""
-        self.state.update_center(teacher_output, owner=type(self).__name__)
+        """EMA step of the centre towards the mean teacher row, across replicas.
 
+        A non-finite ``teacher_output`` leaves the centre unchanged, in eager
+        and compiled steps alike; the first eager update of the state (every
+        one with ``DL_LOSSES_VALIDATE=always``) raises ``ValueError`` for it
+        too (see ``TeacherCenterLayer.update_center``).
+        """
+        self.state.update_center(
+            teacher_output, owner=type(self).__name__, argument="teacher_output"
+        )
+
+    @validation.checks_values
     def call(self, y_true, y_pred):
         teacher, student = self._crop_major(upcast_half(y_true), upcast_half(y_pred))
         self.state.note_use(student, type(self).__name__)

@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "FeatureAlignmentLoss"
@@ -41,8 +41,8 @@ class FeatureAlignmentLoss(keras.losses.Loss):
     weights each sample as in any Keras loss. Each term lies in
     ``(1 - margin, 2]`` or is 0, so the loss lies in ``[0, 2]``. A feature
     vector of zeros has similarity 0 with anything (term 1) and a finite
-    gradient. The computation runs in float32 for float16 and bfloat16
-    inputs.
+    gradient. A NaN in either input gives a NaN value for its sample, never
+    a 0. The computation runs in float32 for float16 and bfloat16 inputs.
 
     Reference:
         Yang, L., Kang, B., Huang, Z., Xu, X., Feng, J., & Zhao, H. (2024).
@@ -88,6 +88,7 @@ class FeatureAlignmentLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = float(margin)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         y_pred = numerics.upcast_half(y_pred)
         y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
@@ -107,8 +108,10 @@ class FeatureAlignmentLoss(keras.losses.Loss):
             )
 
         similarity = keras.ops.sum(_l2_normalize(y_true) * _l2_normalize(y_pred), axis=-1)
+        # Tested as "at or above the margin" so that a NaN similarity, which
+        # fails every comparison, keeps its NaN term instead of becoming 0.
         term = keras.ops.where(
-            similarity < self.margin, 1.0 - similarity, keras.ops.zeros_like(similarity)
+            similarity >= self.margin, keras.ops.zeros_like(similarity), 1.0 - similarity
         )
         if len(term.shape) == 1:
             return term

@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.numerics import upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised._dino_checks import (
@@ -34,11 +35,19 @@ class iBOTPatchLoss(keras.losses.Loss):
     loss      = mean_b loss_b
     ```
 
-    For ``compile``/``fit``, where Keras passes ``(y_true, y_pred,
-    sample_weight)``, give ``y_true`` as a dict ``{"teacher_patches": t,
-    "mask": m}``; the third argument is then the ``sample_weight``, of shape
-    ``(B,)``. ``call`` returns ``loss_b`` per image, so ``sample_weight``
-    weights images.
+    ``y_true`` may also be the dict ``{"teacher_patches": t, "mask": m}``;
+    the third argument is then the ``sample_weight``, of shape ``(B,)``.
+    ``call`` returns ``loss_b`` per image, so ``sample_weight`` weights
+    images. Keras' compiled loss needs ``y`` shaped like the model's output,
+    which a dict ``y`` for a one-output model is not: to train with
+    ``fit(patches, {"teacher_patches": t, "mask": m})``, override
+    ``Model.compute_loss`` to call ``loss(y, y_pred, sample_weight)`` (and
+    ``update_center``), as the package README shows.
+
+    The mask must hold 0 and 1 (or booleans): other values raise
+    ``ValueError`` on the first eager call of the loss (every eager call with
+    ``DL_LOSSES_VALIDATE=always``); in a compiled step, where values cannot
+    be read, any nonzero value counts as masked.
 
     ``update_center(teacher_patches, mask)`` moves the centre by an EMA step
     towards the mean teacher token over the masked patches of every replica;
@@ -101,6 +110,7 @@ class iBOTPatchLoss(keras.losses.Loss):
             name=f"{name}_state",
         )
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, mask=None, sample_weight=None):
         owner = type(self).__name__
         if isinstance(y_true, dict):
@@ -142,17 +152,29 @@ class iBOTPatchLoss(keras.losses.Loss):
         self.state.set_teacher_temp(value)
 
     def update_center(self, teacher_patches, mask):
-        """EMA step of the centre towards the mean masked teacher token, across replicas."""
+        """EMA step of the centre towards the mean masked teacher token, across replicas.
+
+        A non-finite ``teacher_patches`` leaves the centre unchanged, in eager
+        and compiled steps alike; the first eager update of the state (every
+        one with ``DL_LOSSES_VALIDATE=always``) raises ``ValueError`` for it,
+        and for mask values other than 0 and 1 (see
+        ``TeacherCenterLayer.update_center``).
+        """
         teacher_patches = upcast_half(teacher_patches)
         mask = keras.ops.convert_to_tensor(mask)
         self._check_shapes(teacher_patches, teacher_patches, mask)
-        self.state.update_center(teacher_patches, mask=mask, owner=type(self).__name__)
+        self.state.update_center(
+            teacher_patches, mask=mask, owner=type(self).__name__, argument="teacher_patches"
+        )
 
     def call(self, y_true, y_pred):
         teacher = upcast_half(y_true[_TEACHER_KEY])
         student = upcast_half(y_pred)
         mask = y_true[_MASK_KEY]
         self._check_shapes(teacher, student, mask)
+        # A mask of 2 or 0.5 is not a masking pattern; cast to bool it would
+        # silently count as masked.
+        validation.check_binary(type(self).__name__, "mask", mask, what="mask values")
         self.state.note_use(student, type(self).__name__)
         teacher_probs = keras.ops.stop_gradient(
             self.state.teacher_probabilities(keras.ops.stop_gradient(teacher))

@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "KoLeoLoss"
@@ -98,6 +98,7 @@ class KoLeoLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.epsilon = float(epsilon)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         embeddings = numerics.upcast_half(y_pred)
         shape = tuple(embeddings.shape)

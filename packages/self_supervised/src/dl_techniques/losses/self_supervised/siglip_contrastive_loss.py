@@ -4,6 +4,7 @@ import numbers
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
@@ -26,10 +27,13 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
     similarity matrix (rows are images), a dict or 2-tuple
     ``(logits_per_image, logits_per_text)`` of which the first is used, or a
     dict ``{"image_embeddings", "text_embeddings"}`` L2-normalised inside.
-    ``temperature=None`` leaves out the factor and ``bias=None`` the offset,
-    so with both ``None`` the matrix is used as final logits (e.g. from a
-    ``ContrastiveLogitsLayer`` holding the learnable ``t = exp(t')`` and
-    ``b``). `y_true` is ignored.
+    ``bias=None`` leaves out the offset. ``temperature=None`` declares the
+    matrix final logits (e.g. from a ``ContrastiveLogitsLayer`` holding the
+    learnable ``t = exp(t')`` and ``b``) and requires ``bias=None``: the
+    default ``bias=-10`` added to logits that already hold a learned bias
+    would shift them silently, so ``SigLIPContrastiveLoss(temperature=None)``
+    raises ``ValueError``. To add a fixed bias to logits that carry their own
+    scale, pass ``temperature=1.0`` and the bias. `y_true` is ignored.
 
     ``chunk_size`` scores the texts in blocks of that many columns and sums
     the blocks, so the embeddings form never holds more than a
@@ -49,7 +53,8 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
         temperature: Positive float ``t`` multiplying the similarities
             (the paper learns ``t = exp(t')`` from ``t' = log 10``), or
             ``None``. Defaults to 10.0.
-        bias: Float ``b`` added to the logits, or ``None``. Defaults to -10.0.
+        bias: Float ``b`` added to the logits, or ``None``; must be ``None``
+            when ``temperature`` is. Defaults to -10.0.
         chunk_size: Positive int, the number of text columns scored at once,
             or ``None`` for one block. Defaults to ``None``.
         reduction: Keras reduction of the per-sample values. Defaults to
@@ -91,6 +96,17 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
             raise ValueError(
                 f"SigLIPContrastiveLoss: `bias` must be a finite number or None; got bias={bias!r}."
             )
+        if temperature is None and bias is not None:
+            # temperature=None declares y_pred final logits, which (from a
+            # ContrastiveLogitsLayer) may already hold a learnable bias; the
+            # default -10 added on top would shift them silently.
+            raise ValueError(
+                "SigLIPContrastiveLoss: `bias` must be None when `temperature` is None, "
+                "since y_pred is then used as final logits (e.g. from "
+                "ContrastiveLogitsLayer, which holds its own bias); got temperature=None "
+                f"and bias={bias!r}. Pass bias=None, or temperature=1.0 to add a fixed "
+                "bias to logits that already carry their scale."
+            )
         if chunk_size is not None and (
             not isinstance(chunk_size, numbers.Integral)
             or isinstance(chunk_size, bool)
@@ -105,6 +121,7 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
         self.bias = None if bias is None else float(bias)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         return super().__call__(_contrastive.ignored_target(y_true), y_pred, sample_weight)
 

@@ -1,7 +1,10 @@
 """The layer holding a DINO/iBOT teacher's centre and temperature."""
 
+from typing import Any
+
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.distributed import all_mean
 from dl_techniques.losses.core.numerics import holds_values, upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
@@ -115,40 +118,72 @@ class TeacherCenterLayer(keras.layers.Layer):
             )
         self.teacher_temp.assign(float(value))
 
-    def update_center(self, teacher_logits, mask=None, owner=None):
+    @validation.checks_values
+    def update_center(
+        self,
+        teacher_logits: Any,
+        mask: Any = None,
+        owner: str | None = None,
+        argument: str = "teacher_logits",
+    ) -> None:
         """Moves the centre towards the mean of the (masked) teacher rows.
 
         ``c <- m c + (1 - m) mean``, the mean over every replica's rows of
         ``teacher_logits`` (all axes but the last), or over the rows where
         ``mask`` is true. When no row is masked anywhere the centre is kept.
 
+        A batch with a NaN or an infinity would leave a non-finite centre,
+        which every later teacher distribution would inherit. So the centre
+        is kept whenever the new value is not finite, on every replica alike
+        (the test runs after the cross-replica mean), in eager and in
+        compiled steps. On the first eager call of this layer (every eager
+        call with ``DL_LOSSES_VALIDATE=always``) a non-finite input also
+        raises ``ValueError``; in a compiled step (``jax.jit``,
+        ``tf.function``, ``torch.compile``) and in later eager calls the
+        update is skipped without an error, so no step waits on a
+        device-to-host read.
+
         Args:
             teacher_logits: Float tensor ``(..., K)``.
             mask: Optional boolean or 0/1 tensor of the leading shape of
-                ``teacher_logits``.
+                ``teacher_logits``; nonzero marks a row to average.
             owner: Name used in error messages; the layer's class by default.
+            argument: Name of ``teacher_logits`` in error messages.
 
         Raises:
+            ValueError: On a checked eager call, when ``teacher_logits`` holds
+                NaN or an infinity, or ``mask`` values other than 0 and 1.
+                The centre is then left unchanged.
             RuntimeError: When called inside a JAX trace on a layer that the
                 model does not track, where the update would be dropped.
         """
         owner = owner or type(self).__name__
         self.check_tracked(teacher_logits, owner, "update_center")
         teacher_logits = keras.ops.stop_gradient(upcast_half(teacher_logits))
+        validation.check_finite(
+            owner, argument, teacher_logits, consequence="The centre was left unchanged."
+        )
         rows = keras.ops.reshape(teacher_logits, (-1, self.out_dim))
+        kept = keras.ops.cast(self.center, rows.dtype)
         if mask is None:
             batch_center = all_mean(keras.ops.mean(rows, axis=0, keepdims=True))
             new_center = self._moved(batch_center, rows.dtype)
         else:
-            weights = keras.ops.reshape(keras.ops.cast(mask, rows.dtype), (-1, 1))
+            validation.check_binary(owner, "mask", mask, what="mask values")
+            weights = keras.ops.reshape(
+                keras.ops.cast(keras.ops.cast(mask, "bool"), rows.dtype), (-1, 1)
+            )
             # Sums and counts are averaged separately, so the result is the
             # mean over all masked rows even when replicas mask different counts.
             masked_sum = all_mean(keras.ops.sum(rows * weights, axis=0, keepdims=True))
             masked_count = all_mean(keras.ops.sum(weights))
             has_rows = masked_count > 0
             batch_center = masked_sum / keras.ops.where(has_rows, masked_count, 1.0)
-            kept = keras.ops.cast(self.center, rows.dtype)
             new_center = keras.ops.where(has_rows, self._moved(batch_center, rows.dtype), kept)
+        # One flag for the whole centre: a partly updated centre would mix
+        # two steps. After all_mean the flag is the same on every replica.
+        finite = keras.ops.all(keras.ops.isfinite(new_center))
+        new_center = keras.ops.where(finite, new_center, kept)
         self.center.assign(keras.ops.cast(new_center, self.center.dtype))
 
     def check_tracked(self, tensor, owner, action):

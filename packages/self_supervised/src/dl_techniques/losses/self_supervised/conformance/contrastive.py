@@ -58,6 +58,8 @@ def conformance_cases():
             invalid_kwargs=(
                 {"temperature": -1.0},
                 {"bias": float("nan")},
+                # A bias on final logits (temperature None) is rejected.
+                {"temperature": None},
                 {"chunk_size": 0},
                 {"chunk_size": 2.5},
                 {"chunk_size": True},
