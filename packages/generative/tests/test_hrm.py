@@ -204,3 +204,43 @@ def test_q_logits_of_another_batch_size_raise():
     y_pred["q_halt_logits"] = y_pred["q_halt_logits"][:2]
     with pytest.raises(ValueError, match=r"HRMLoss.*q_halt_logits.*\(2,\)"):
         HRMLoss()(y_true, y_pred)
+
+
+@pytest.mark.parametrize("bad_target", [-0.5, 1.5])
+def test_target_q_continue_outside_zero_one_raises(bad_target):
+    y_true, y_pred = hrm_batch(4)
+    y_true["target_q_continue"] = np.array([0.0, 1.0, bad_target, 0.5], "float32")
+    pattern = rf"HRMLoss.*target_q_continue.*\[0\.0, 1\.0\].*\(4,\).*{bad_target}"
+    with pytest.raises(ValueError, match=pattern):
+        HRMLoss()(y_true, y_pred)
+
+
+def test_nan_target_q_continue_gives_a_nan_loss():
+    y_true, y_pred = hrm_batch(5)
+    y_true["target_q_continue"] = np.array([0.5, np.nan, 0.0, 1.0], "float32")
+    assert np.isnan(as_numpy(HRMLoss()(y_true, y_pred)))
+
+
+def test_float_labels_with_a_fraction_raise():
+    y_true, y_pred = hrm_batch(6)
+    labels = y_true["labels"].astype("float32")
+    labels[1, 2] = 2.5
+    y_true["labels"] = labels
+    pattern = r"HRMLoss.*labels.*integers in \[0, 6\).*1 of 20.*\(4, 5\)"
+    with pytest.raises(ValueError, match=pattern):
+        HRMLoss()(y_true, y_pred)
+
+
+def test_values_are_read_on_the_first_eager_call_unless_always(monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    y_true, y_pred = hrm_batch(7)
+    y_pred["q_continue_logits"] = np.zeros(4, "float32")
+    bad = dict(y_true, target_q_continue=np.full(4, 2.0, "float32"))
+    loss = HRMLoss(q_loss_weight=1.0)
+    good_value = float(as_numpy(loss(y_true, y_pred)))
+    # Checked once: the bad target is not read again; with zero q_continue
+    # logits, bce(0, q) = log 2 for any q, so the value is unchanged.
+    np.testing.assert_allclose(float(as_numpy(loss(bad, y_pred))), good_value, rtol=1e-6)
+    monkeypatch.setenv("DL_LOSSES_VALIDATE", "always")
+    with pytest.raises(ValueError, match="HRMLoss.*target_q_continue"):
+        loss(bad, y_pred)

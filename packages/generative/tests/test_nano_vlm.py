@@ -185,3 +185,31 @@ def test_labels_without_a_length_axis_raise():
 def test_ids_outside_the_vocabulary_raise_on_eager_calls():
     with pytest.raises(ValueError, match=r"NanoVLMLoss.*\[0, 4\).*-100"):
         NanoVLMLoss()(np.array([[0, 4, 1]]), np.zeros((1, 3, 4), dtype="float32"))
+
+
+def test_float_labels_with_a_fraction_raise_instead_of_truncating():
+    # 1.5 used to be cast to id 1 and scored; it names no token.
+    with pytest.raises(ValueError, match=r"NanoVLMLoss.*y_true\[:, 1:\].*integers.*\(1, 2\).*1\.5"):
+        NanoVLMLoss()(np.array([[0.0, 1.5, 2.0]], "float32"), np.zeros((1, 3, 4), "float32"))
+
+
+def test_integer_valued_float_labels_score_like_int_labels():
+    # Logits (0, ln 3, 0, 0) at position 0 and uniform at 1: the next ids 1 and
+    # 3 score -log(3/6) = ln 2 and ln 4; the mean is (ln 2 + ln 4) / 2 = 1.5 ln 2.
+    logits = np.zeros((1, 3, 4), "float32")
+    logits[0, 0, 1] = np.log(3.0)
+    value = NanoVLMLoss()(np.array([[-100.0, 1.0, 3.0]], "float32"), logits)
+    np.testing.assert_allclose(as_numpy(value), 1.5 * np.log(2.0), rtol=1e-6)
+
+
+def test_label_values_are_read_on_the_first_eager_call_only(monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    logits = np.zeros((1, 3, 4), "float32")
+    loss = NanoVLMLoss()
+    np.testing.assert_allclose(as_numpy(loss([[0, 1, 2]], logits)), np.log(4.0), rtol=1e-6)
+    # Checked once: an id outside the vocabulary now counts as ignored (no read),
+    # leaving position 0 -> id 1 scored: log 4.
+    np.testing.assert_allclose(as_numpy(loss([[0, 1, 9]], logits)), np.log(4.0), rtol=1e-6)
+    monkeypatch.setenv("DL_LOSSES_VALIDATE", "always")
+    with pytest.raises(ValueError, match=r"NanoVLMLoss.*\[0, 4\)"):
+        loss([[0, 1, 9]], logits)

@@ -116,3 +116,12 @@ def test_mismatched_label_shape_raises():
 def test_ids_outside_the_vocabulary_raise_on_eager_calls():
     with pytest.raises(ValueError, match=r"StableMaxCrossEntropy.*\[0, 3\)"):
         StableMaxCrossEntropy()(np.array([3, 0]), np.zeros((2, 3), "float32"))
+
+
+def test_float_labels_with_a_fraction_raise_and_whole_floats_work():
+    logits = np.array([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]], "float32")
+    with pytest.raises(ValueError, match=r"StableMaxCrossEntropy.*y_true.*integers.*0\.5"):
+        StableMaxCrossEntropy()(np.array([0.0, 0.5], "float32"), logits)
+    # s = (2, 1, 0.5) -> log 1.75 for id 0; uniform row -> log 3 for id 2.
+    value = StableMaxCrossEntropy()(np.array([0.0, 2.0], "float32"), logits)
+    np.testing.assert_allclose(as_numpy(value), (np.log(1.75) + np.log(3.0)) / 2, rtol=1e-6)

@@ -144,9 +144,21 @@ def test_gradient_penalty_loss_matches_reference_for_any_gradient_rank(gradient_
     np.testing.assert_allclose(as_numpy(value), expected, rtol=1e-5)
 
 
-def test_gradient_penalty_loss_rejects_plain_scores_that_carry_no_gradients():
-    with pytest.raises(ValueError, match=r"WassersteinGradientPenaltyLoss.*\(3, 1\)"):
-        WassersteinGradientPenaltyLoss()([1.0, 0.0, 0.0], np.array([[2.0], [1.0], [0.0]]))
+def test_gradient_penalty_loss_on_plain_scores_is_the_critic_term():
+    # Form (b): mean fake (1 + 0) / 2 = 0.5, mean real 2 -> 0.5 - 2 = -1.5;
+    # the caller adds compute_gradient_penalty.
+    value = WassersteinGradientPenaltyLoss()([1.0, 0.0, 0.0], np.array([[2.0], [1.0], [0.0]]))
+    np.testing.assert_allclose(as_numpy(value), -1.5, rtol=1e-6)
+
+
+def test_gradient_penalty_loss_on_plain_scores_weights_inside_the_group_means():
+    rng = np.random.default_rng(5)
+    labels = np.array([1, 0, 1, 0, 0], "float32")
+    scores = rng.normal(size=(5, 1)).astype("float32")
+    weights = np.array([0.5, 2.0, 1.5, 0.0, 1.0], "float32")
+    value = WassersteinGradientPenaltyLoss()(labels, scores, sample_weight=weights)
+    expected = critic_reference(labels, scores, weights)
+    np.testing.assert_allclose(as_numpy(value), expected, rtol=1e-5)
 
 
 def test_gradient_penalty_loss_rejects_sample_weight_and_bad_keys():
@@ -198,3 +210,25 @@ def test_swapping_real_and_fake_negates_the_critic_value(seed, real_count):
     np.testing.assert_allclose(
         as_numpy(loss(1.0 - labels, scores)), -as_numpy(loss(labels, scores)), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("loss_class", [WassersteinLoss, WassersteinGradientPenaltyLoss])
+def test_labels_are_read_on_the_first_eager_call_unless_always(loss_class, monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    scores = np.array([[2.0], [4.0], [1.0]], "float32")
+    loss = loss_class()
+    np.testing.assert_allclose(as_numpy(loss([1.0, 1.0, 0.0], scores)), -2.0, rtol=1e-6)
+    # Checked once: label 2 is not read again and counts as real (> 0.5).
+    np.testing.assert_allclose(as_numpy(loss([1.0, 2.0, 0.0], scores)), -2.0, rtol=1e-6)
+    monkeypatch.setenv("DL_LOSSES_VALIDATE", "always")
+    with pytest.raises(ValueError, match=rf"{loss_class.__name__}.*y_true.*\[2\.0\]"):
+        loss([1.0, 2.0, 0.0], scores)
+
+
+def test_nan_score_or_gradient_gives_nan_in_both_forms():
+    loss = WassersteinGradientPenaltyLoss()
+    nan_scores = np.array([[1.0], [np.nan]], "float32")
+    assert np.isnan(as_numpy(loss([1.0, 0.0], nan_scores)))
+    nan_gradients = np.array([[0.6, 0.8], [np.nan, 0.0]], "float32")
+    y_pred = {"scores": [[3.0], [1.0]], "interpolate_gradients": nan_gradients}
+    assert np.isnan(as_numpy(loss([1.0, 0.0], y_pred)))

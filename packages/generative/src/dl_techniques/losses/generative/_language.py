@@ -10,10 +10,11 @@ before any cross-entropy op sees them and are then zero-weighted, so an
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import distributed, numerics
+from dl_techniques.losses.core import distributed, validation
 
 _HALF_DTYPES = ("float16", "bfloat16")
 LM_LOSS_TYPES = ("stable_max", "softmax")
@@ -47,14 +48,26 @@ def static_shape(tensor):
     return tuple(None if dim is None else int(dim) for dim in tensor.shape)
 
 
-def token_inputs(owner, labels, logits, dtype, labels_name="y_true", logits_name="y_pred"):
-    """Returns ``(labels, logits)`` as int32 and ``dtype`` tensors, shapes checked.
+def token_inputs(
+    owner: str,
+    labels: Any,
+    logits: Any,
+    dtype: str,
+    labels_name: str = "y_true",
+    logits_name: str = "y_pred",
+) -> tuple[Any, Any]:
+    """Returns ``(labels, logits)``, the logits cast to ``dtype``, shapes checked.
 
     ``logits`` must be ``(B, ..., V)`` and ``labels`` the same shape without
-    the vocabulary axis; unknown (``None``) dimensions match anything.
+    the vocabulary axis; unknown (``None``) dimensions match anything. The
+    labels keep their fractions (float32 for float ids, int32 otherwise) so
+    that ``check_ids`` can reject a float id such as 1.5 instead of
+    truncating it.
     """
     logits = keras.ops.cast(keras.ops.convert_to_tensor(logits), dtype)
-    labels = keras.ops.cast(keras.ops.convert_to_tensor(labels), "int32")
+    labels = keras.ops.convert_to_tensor(labels)
+    is_float = "float" in keras.backend.standardize_dtype(labels.dtype)
+    labels = keras.ops.cast(labels, "float32" if is_float else "int32")
     label_shape, logit_shape = static_shape(labels), static_shape(logits)
     compatible = len(label_shape) >= 1 and len(logit_shape) == len(label_shape) + 1
     if compatible:
@@ -71,28 +84,26 @@ def token_inputs(owner, labels, logits, dtype, labels_name="y_true", logits_name
     return labels, logits
 
 
-def check_label_values(owner, labels, vocab_size, ignore_index, labels_name="y_true"):
-    """Raises ``ValueError`` for ids outside ``[0, vocab)`` that are not ``ignore_index``.
+def check_ids(
+    owner: str,
+    labels: Any,
+    vocab_size: int | None,
+    ignore_index: int,
+    labels_name: str = "y_true",
+) -> None:
+    """Raises ``ValueError`` unless ``labels`` are integer ids in ``[0, vocab_size)``.
 
-    Only tensors that hold values can be checked: under ``tf.function``,
-    ``jax.jit`` or ``torch.compile`` the check is skipped and an out-of-range
-    id scores as the safe class 0, zero-weighted like an ignored one.
+    ``ignore_index`` is accepted anywhere; a float id with a fraction is
+    rejected rather than truncated. A value check of ``core.validation``: it
+    reads values on eager calls only, and inside a loss decorated with
+    ``validation.checks_values`` on its first eager call only. Unchecked
+    (under ``tf.function``, ``jax.jit`` or ``torch.compile``), an id outside
+    the vocabulary scores as the safe class 0, zero-weighted like an ignored
+    one.
     """
-    if not numerics.holds_values(labels) or vocab_size is None:
-        return
-    out_of_range = keras.ops.logical_and(
-        keras.ops.not_equal(labels, ignore_index),
-        keras.ops.logical_or(labels < 0, labels >= vocab_size),
+    validation.check_integers(
+        owner, labels_name, labels, low=0, high=vocab_size, ignore=ignore_index
     )
-    if bool(keras.ops.convert_to_numpy(keras.ops.any(out_of_range))):
-        found = keras.ops.convert_to_numpy(
-            keras.ops.stack([keras.ops.min(labels), keras.ops.max(labels)])
-        ).tolist()
-        raise ValueError(
-            f"{owner}: `{labels_name}` must hold token ids in [0, {vocab_size}) or "
-            f"ignore_index={ignore_index}; got ids in [{found[0]}, {found[1]}] for "
-            f"{labels_name} shape {static_shape(labels)}."
-        )
 
 
 def valid_and_safe_labels(labels, ids_in_range, ignore_index):

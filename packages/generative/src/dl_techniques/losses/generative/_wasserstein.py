@@ -6,10 +6,11 @@ and fake samples with 0 or -1, so both the 1/0 and the +1/-1 conventions work.
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 
 GRADIENT_NORM_EPSILON = 1e-12
 """The constant under the square root of the per-sample gradient norm."""
@@ -56,26 +57,73 @@ def scores_and_labels(owner, y_true, y_pred):
     return labels, scores
 
 
-def check_labels(owner, labels):
+def check_labels(owner: str, labels: Any) -> None:
     """Raises ``ValueError`` for a label outside {1, 0, -1}.
 
-    Only tensors that hold values can be checked: under ``tf.function``,
-    ``jax.jit`` or ``torch.compile`` the check is skipped.
+    A value check (``core.validation``): it reads ``labels`` only on eager
+    calls, and inside a loss decorated with ``validation.checks_values`` only
+    on the first eager call of the instance. A NaN label raises too: it would
+    otherwise count silently as a fake sample.
     """
-    if not numerics.holds_values(labels):
+    if not validation.values_due(labels):
         return
     accepted = keras.ops.zeros_like(labels, dtype="bool")
     for value in ACCEPTED_LABELS:
         accepted = keras.ops.logical_or(accepted, keras.ops.equal(labels, value))
     if bool(keras.ops.convert_to_numpy(keras.ops.all(accepted))):
         return
-    rejected = sorted(
-        {value for value in keras.ops.convert_to_numpy(labels).tolist()} - set(ACCEPTED_LABELS)
-    )
+    found = keras.ops.convert_to_numpy(labels).tolist()
+    rejected = sorted({value for value in found if value not in ACCEPTED_LABELS})
     raise ValueError(
         f"{owner}: `y_true` must be 1 for real and 0 (or -1) for fake samples; got "
         f"the value(s) {rejected[:5]} in y_true of shape {static_shape(labels)}."
     )
+
+
+def check_gradient_batch(owner: str, scores: Any, gradients: Any) -> None:
+    """Raises ``ValueError`` unless the gradients' batch fits the number of scores.
+
+    The interpolates are either one per scored sample (``B' = B``) or one per
+    real/fake pair when the scores hold the real and the fake samples of the
+    pairs (``B = 2 B'``, Gulrajani et al.'s Algorithm 1). A static shape check:
+    it runs on every call, traced or eager, and skips an unknown dimension.
+    """
+    score_batch = static_shape(scores)[0]
+    gradient_batch = static_shape(gradients)[0]
+    if score_batch is None or gradient_batch is None:
+        return
+    if gradient_batch in (score_batch, score_batch / 2):
+        return
+    raise ValueError(
+        f"{owner}: the batch of `y_pred['interpolate_gradients']` must equal the number of "
+        "critic scores (one interpolate per scored sample) or half of it (one interpolate "
+        "per real/fake pair); got y_pred['scores'] shape "
+        f"{static_shape(scores)} and y_pred['interpolate_gradients'] shape "
+        f"{static_shape(gradients)}."
+    )
+
+
+def sample_weights(owner: str, sample_weight: Any, scores: Any) -> Any:
+    """Returns ``sample_weight`` as ``(B,)`` weights in the dtype of ``scores``.
+
+    ``None`` gives ones; a scalar, ``(B,)`` and ``(B, 1)`` are accepted.
+    """
+    ones = keras.ops.ones_like(scores)
+    if sample_weight is None:
+        return ones
+    weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), scores.dtype)
+    shape = static_shape(weights)
+    if len(shape) == 2 and shape[1] == 1:
+        weights = keras.ops.squeeze(weights, axis=-1)
+        shape = shape[:1]
+    batch = static_shape(scores)[0]
+    if len(shape) > 1 or (shape and None not in (shape[0], batch) and shape[0] != batch):
+        raise ValueError(
+            f"{owner}: `sample_weight` must be a scalar or have shape (batch,) or "
+            f"(batch, 1); got sample_weight shape {static_shape(weights)} for "
+            f"critic scores of shape {static_shape(scores)}."
+        )
+    return weights * ones
 
 
 def group_weights(labels, weights):

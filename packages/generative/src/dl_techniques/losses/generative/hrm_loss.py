@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
@@ -45,6 +46,12 @@ class HRMLoss(keras.losses.Loss):
     (``(B,)`` or ``(B, 1)``) weights every term of its row inside the means,
     so an integer weight ``k`` equals repeating the row ``k`` times.
     Float16/bfloat16 inputs are computed in float32.
+
+    Label ids outside ``[0, V)`` other than ``ignore_index``, float ids with a
+    fraction, and ``target_q_continue`` outside [0, 1] raise ``ValueError``
+    on the first eager call of an instance (every eager call with
+    ``DL_LOSSES_VALIDATE=always``); under ``jit`` nothing is read. A NaN
+    target gives a NaN loss.
 
     Reference:
         Wang, G., Li, J., Sun, Y., Chen, X., Liu, C., Wu, Y., Lu, M., Song,
@@ -102,10 +109,12 @@ class HRMLoss(keras.losses.Loss):
         self.lm_loss_type = lm_loss_type
         self.ignore_index = ignore_index
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             return self._batch_loss(y_true, y_pred, sample_weight)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self._batch_loss(y_true, y_pred, None)
 
@@ -126,8 +135,17 @@ class HRMLoss(keras.losses.Loss):
         q_continue_logits = _per_row("y_pred", "q_continue_logits", y_pred, batch_size, dtype)
         target_q_continue = _per_row("y_true", "target_q_continue", y_true, batch_size, dtype)
         vocab_size = logits.shape[-1]
-        _language.check_label_values(
+        _language.check_ids(
             "HRMLoss", labels, vocab_size, self.ignore_index, labels_name='y_true["labels"]'
+        )
+        labels = keras.ops.cast(labels, "int32")
+        validation.check_in_range(
+            "HRMLoss",
+            'y_true["target_q_continue"]',
+            target_q_continue,
+            0.0,
+            1.0,
+            hint="It is the Q-learning target of continuing, a probability.",
         )
         in_range = vocab_size if vocab_size is not None else keras.ops.shape(logits)[-1]
         valid, safe_labels = _language.valid_and_safe_labels(labels, in_range, self.ignore_index)

@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
@@ -29,8 +30,11 @@ class NanoVLMLoss(keras.losses.Loss):
     scored against the safe id 0 and then weighted 0, so ``-100`` yields no
     NaN in the value or the gradient on any backend, and a batch with no
     valid token gives 0. Scored ids outside ``[0, V)`` other than
-    ``ignore_index`` raise ``ValueError`` on eager calls (with ``shift=True``
-    the first id of a row is never scored); under ``jit`` they count as
+    ``ignore_index``, and float ids with a fraction (1.5 is not truncated to
+    1), raise ``ValueError`` on the first eager call of an instance (every
+    eager call with ``DL_LOSSES_VALIDATE=always``); with ``shift=True`` the
+    first id of a row is never scored. Integer-valued float ids are fine.
+    Under ``jit`` nothing is read, and an id outside ``[0, V)`` counts as
     ignored.
 
     The loss is batch-level and reduces once, itself: it returns the scalar
@@ -89,10 +93,12 @@ class NanoVLMLoss(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
         self.shift = shift
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             return self._token_mean(y_true, y_pred, sample_weight)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self._token_mean(y_true, y_pred, None)
 
@@ -108,11 +114,18 @@ class NanoVLMLoss(keras.losses.Loss):
             )
         vocab_size = logits.shape[-1]
         if self.shift:
+            # Only the ids from position 1 on are scored; the check names that slice.
+            _language.check_ids(
+                "NanoVLMLoss", labels[:, 1:], vocab_size, self.ignore_index, "y_true[:, 1:]"
+            )
+        else:
+            _language.check_ids("NanoVLMLoss", labels, vocab_size, self.ignore_index)
+        labels = keras.ops.cast(labels, "int32")
+        if self.shift:
             # Shifting the labels left (and ignoring the last position) scores
             # x[:, :-1] against y[:, 1:] without copying the large logits.
             padding = keras.ops.full_like(labels[:, :1], self.ignore_index)
             labels = keras.ops.concatenate([labels[:, 1:], padding], axis=1)
-        _language.check_label_values("NanoVLMLoss", labels, vocab_size, self.ignore_index)
         in_range = vocab_size if vocab_size is not None else keras.ops.shape(logits)[-1]
         valid, safe_labels = _language.valid_and_safe_labels(labels, in_range, self.ignore_index)
         per_token = _language.softmax_cross_entropy(safe_labels, logits, self.label_smoothing)

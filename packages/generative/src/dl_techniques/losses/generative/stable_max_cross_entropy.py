@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
@@ -28,8 +29,10 @@ class StableMaxCrossEntropy(keras.losses.Loss):
     magnitude 1e4 and beyond. ``valid_bt`` is 0 where the label equals
     ``ignore_index``; those positions are scored against the safe id 0 and
     weighted 0, so the ignored id never indexes the logits. Ids outside
-    ``[0, V)`` other than ``ignore_index`` raise ``ValueError`` on eager
-    calls; under ``jit`` they count as ignored.
+    ``[0, V)`` other than ``ignore_index``, and float ids with a fraction,
+    raise ``ValueError`` on the first eager call of an instance (every eager
+    call with ``DL_LOSSES_VALIDATE=always``); under ``jit`` nothing is read
+    and an id outside ``[0, V)`` counts as ignored.
 
     Logits are ``(B, ..., V)`` and labels ``(B, ...)``: ``(B, V)`` with
     ``(B,)`` for classification, ``(B, L, V)`` with ``(B, L)`` for tokens.
@@ -72,10 +75,12 @@ class StableMaxCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_index = ignore_index
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             return self._token_mean(y_true, y_pred, sample_weight)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self._token_mean(y_true, y_pred, None)
 
@@ -85,7 +90,8 @@ class StableMaxCrossEntropy(keras.losses.Loss):
             owner, y_true, y_pred, _language.compute_dtype(self)
         )
         vocab_size = logits.shape[-1]
-        _language.check_label_values(owner, labels, vocab_size, self.ignore_index)
+        _language.check_ids(owner, labels, vocab_size, self.ignore_index)
+        labels = keras.ops.cast(labels, "int32")
         in_range = vocab_size if vocab_size is not None else keras.ops.shape(logits)[-1]
         valid, safe_labels = _language.valid_and_safe_labels(labels, in_range, self.ignore_index)
         per_token = _language.stablemax_cross_entropy(safe_labels, logits)

@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _wasserstein
 
@@ -26,9 +27,10 @@ class WassersteinLoss(keras.losses.Loss):
 
     Labels: 1 marks a real sample; 0 or -1 marks a fake one, so both the 1/0
     and the +1/-1 conventions work. Any other label raises ``ValueError`` on
-    eager calls (inside ``tf.function``, ``jax.jit`` or ``torch.compile`` the
-    values cannot be read and are not checked). The generator loss ignores
-    `y_true`.
+    the first eager call of an instance (every eager call with
+    ``DL_LOSSES_VALIDATE=always``); inside ``tf.function``, ``jax.jit`` or
+    ``torch.compile`` the values cannot be read and are not checked. The
+    generator loss ignores `y_true`.
 
     ``sample_weight``: the critic loss is batch-level and weights inside each
     group mean (``sum w D / sum w`` per group), so an integer weight ``k``
@@ -73,17 +75,19 @@ class WassersteinLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.for_critic = for_critic
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         if not self.for_critic:
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
         with keras.name_scope(self.name):
             y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
             labels, scores = _wasserstein.scores_and_labels("WassersteinLoss", y_true, y_pred)
-            weights = _sample_weights(sample_weight, scores)
+            weights = _wasserstein.sample_weights("WassersteinLoss", sample_weight, scores)
             _wasserstein.check_labels("WassersteinLoss", labels)
             value = _wasserstein.critic_objective(labels, scores, weights)
             return keras.ops.cast(value, self.dtype)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         if self.for_critic:
             return self(y_true, y_pred)
@@ -96,23 +100,3 @@ class WassersteinLoss(keras.losses.Loss):
             "dtype": self._dtype_policy.name,
             "for_critic": self.for_critic,
         }
-
-
-def _sample_weights(sample_weight, scores):
-    """Returns ``sample_weight`` as ``(B,)`` weights in the dtype of ``scores``."""
-    ones = keras.ops.ones_like(scores)
-    if sample_weight is None:
-        return ones
-    weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), scores.dtype)
-    shape = _wasserstein.static_shape(weights)
-    if len(shape) == 2 and shape[1] == 1:
-        weights = keras.ops.squeeze(weights, axis=-1)
-        shape = shape[:1]
-    batch = _wasserstein.static_shape(scores)[0]
-    if len(shape) > 1 or (shape and None not in (shape[0], batch) and shape[0] != batch):
-        raise ValueError(
-            "WassersteinLoss: `sample_weight` must be a scalar or have shape (batch,) or "
-            f"(batch, 1); got sample_weight shape {_wasserstein.static_shape(weights)} for "
-            f"critic scores of shape {_wasserstein.static_shape(scores)}."
-        )
-    return weights * ones
