@@ -147,3 +147,11 @@ def test_integers_reject_fractions_and_out_of_range_ids():
 def test_finite_rejects_nan_and_infinity():
     with pytest.raises(ValueError, match="2 of 3 entries"):
         validation.check_finite("L", "teacher_output", np.array([np.nan, 1.0, np.inf]))
+
+
+def test_message_lists_the_first_offending_entries():
+    labels = np.array([[-100.0, 2.5], [5.0, 1.0]], dtype="float32")
+    with pytest.raises(ValueError, match=r"First: 2\.5 at index \(0, 1\)\.$"):
+        validation.check_integers("L", "labels", labels, low=0, high=6, ignore=-100)
+    with pytest.raises(ValueError, match=r"First: 2 at index \(0,\), 0\.5 at index \(2,\)\.$"):
+        validation.check_binary("L", "mask", np.array([2.0, 1.0, 0.5], dtype="float32"))

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import keras
+import numpy as np
 
 from dl_techniques.losses.core.numerics import holds_values
 
@@ -226,7 +227,19 @@ def check_finite(owner: str, argument: str, tensor: Any, consequence: str = "") 
 def _raise_if_any(bad: Any, tensor: Any, message: Callable[[int, int], str]) -> None:
     count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
     if count:
-        raise ValueError(message(count, math.prod(_shape(tensor))))
+        raise ValueError(f"{message(count, math.prod(_shape(tensor)))}{_examples(bad, tensor)}")
+
+
+def _examples(bad: Any, tensor: Any, limit: int = 3) -> str:
+    flags = np.asarray(keras.ops.convert_to_numpy(bad)).reshape(-1)
+    values = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32")))
+    positions = np.flatnonzero(flags)[:limit]
+    listed = ", ".join(
+        f"{values.reshape(-1)[position]:g} at index "
+        f"{tuple(int(i) for i in np.unravel_index(position, values.shape))}"
+        for position in positions
+    )
+    return f" First: {listed}."
 
 
 def _torch_compiling() -> bool:
