@@ -242,3 +242,42 @@ def test_dict_target_with_other_keys_raises():
     expected = r"AffineInvariantLoss: a dict `y_true`.*\['depth', 'valid'\]"
     with pytest.raises(ValueError, match=expected):
         AffineInvariantLoss()({"depth": depth, "valid": depth}, depth)
+
+
+@pytest.mark.parametrize("trim", [0.0, 0.25])
+def test_a_nan_prediction_gives_nan_for_its_image_only(trim):
+    # With trimming the NaN residual must not be dropped as the "largest" one.
+    rng = np.random.default_rng(40)
+    depth = rng.uniform(1.0, 5.0, size=(2, 4, 4)).astype("float32")
+    prediction = rng.normal(size=(2, 4, 4)).astype("float32")
+    prediction[0, 3, 3] = np.nan
+    values = per_image(AffineInvariantLoss(trim=trim), depth, prediction)
+    assert np.isnan(values[0])
+    np.testing.assert_allclose(
+        values[1], reference_loss(depth[1:], prediction[1:], trim=trim)[0], rtol=1e-5
+    )
+
+
+def test_a_nan_prediction_on_a_masked_pixel_is_left_out_with_the_pixel():
+    rng = np.random.default_rng(41)
+    depth = rng.uniform(1.0, 5.0, size=(1, 3, 3)).astype("float32")
+    prediction = rng.normal(size=(1, 3, 3)).astype("float32")
+    mask = np.ones((1, 3, 3), "float32")
+    mask[0, 0, 0] = 0.0
+    expected = reference_loss(depth, prediction, mask)
+    prediction[0, 0, 0] = np.nan
+    values = per_image(AffineInvariantLoss(), {"depth": depth, "mask": mask}, prediction)
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+def test_mask_values_other_than_0_and_1_raise_on_the_first_eager_call(monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    depth = np.ones((2, 3, 3), "float32")
+    soft = np.ones((2, 3, 3), "float32")
+    soft[1, 2, 2] = 0.7
+    expected = r'AffineInvariantLoss: `y_true\["mask"\]` must hold flags equal to 0 or 1; 1 of 18'
+    with pytest.raises(ValueError, match=expected):
+        AffineInvariantLoss()({"depth": depth, "mask": soft}, depth)
+    loss = AffineInvariantLoss()
+    loss({"depth": depth, "mask": np.ones((2, 3, 3), bool)}, depth)
+    loss({"depth": depth, "mask": soft}, depth)  # checked already: not read again

@@ -1,4 +1,5 @@
 import json
+import re
 
 import keras
 import numpy as np
@@ -85,6 +86,65 @@ def test_one_hot_labels_outside_unit_interval_raise():
     loss = create_segmentation_loss_function("dice", SegmentationLossConfig(3, from_logits=True))
     with pytest.raises(ValueError, match=r"SegmentationLoss: one-hot `y_true` .*\(2, 4, 4, 3\)"):
         loss(one_hot, logits)
+
+
+@pytest.mark.parametrize("name", ["dice", "cross_entropy", "lovasz", "lovasz_hinge"])
+@pytest.mark.parametrize("bad_value", [1.5, -0.25])
+def test_probabilities_outside_unit_interval_raise_with_from_logits_false(name, bad_value):
+    ids, logits = small_batch(classes=2)
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    if name == "lovasz_hinge":
+        probabilities = probabilities[..., :1]
+    probabilities[1, 2, 3, 0] = bad_value
+    loss = create_segmentation_loss_function(name, SegmentationLossConfig(2, from_logits=False))
+    expected = (
+        r"SegmentationLoss: `y_pred` must lie in \[0.0, 1.0\]; 1 of \d+ entries "
+        rf"\(shape {re.escape(str(probabilities.shape))}\).*from_logits=True"
+    )
+    with pytest.raises(ValueError, match=expected):
+        loss(ids, probabilities)
+
+
+def test_value_checks_run_on_the_first_eager_call_of_an_instance(monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    ids, logits = small_batch()
+    bad_ids = ids.astype("float32")
+    bad_ids[0, 0, 0] = 1.5
+    loss = create_segmentation_loss_function("dice", SegmentationLossConfig(3, from_logits=True))
+    assert np.isfinite(as_numpy(loss(ids, logits)))
+    # Checked once: later eager calls read no values (no device sync per step).
+    assert np.isfinite(as_numpy(loss(bad_ids, logits)))
+    monkeypatch.setenv("DL_LOSSES_VALIDATE", "always")
+    with pytest.raises(ValueError, match=r"SegmentationLoss: class ids .*\[0, 3\)"):
+        loss(bad_ids, logits)
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_a_nan_logit_gives_a_nan_loss(name, per_image):
+    ids, logits = small_batch()
+    logits[0, 1, 2, 0] = np.nan
+    classes = 3
+    if name == "lovasz_hinge":
+        ids, logits, classes = ids % 2, logits[..., :1], 2
+    config = SegmentationLossConfig(classes, from_logits=True, per_image=per_image)
+    loss = create_segmentation_loss_function(name, config)
+    if per_image:
+        values = as_numpy(loss.call(ids, logits))
+        assert np.isnan(values[0]) and np.isfinite(values[1])
+    else:
+        assert np.isnan(as_numpy(loss(ids, logits)))
+
+
+@pytest.mark.parametrize("name", ["dice", "tversky", "focal_tversky", "lovasz"])
+def test_a_nan_probability_gives_a_nan_loss_not_a_perfect_score(name):
+    # A perfect prediction scores 0; with one NaN entry the safe divide would
+    # have taken its empty value (1, a perfect match) for every class.
+    ids, _ = small_batch()
+    probabilities = np.eye(3, dtype="float32")[ids]
+    probabilities[1, 0, 0, 2] = np.nan
+    config = SegmentationLossConfig(3, from_logits=False)
+    assert np.isnan(as_numpy(create_segmentation_loss_function(name, config)(ids, probabilities)))
 
 
 def test_label_shape_matching_neither_form_raises():

@@ -84,19 +84,26 @@ def test_padding_rows_change_nothing():
     np.testing.assert_array_equal(with_padding["candidates"][[0, 3, 4]], np.zeros((3, 84)))
 
 
-def test_sides_shorter_than_the_finest_stride_are_widened_to_16_pixels_for_candidates():
-    # A 4x4 box at (24, 24) is searched as [16, 16, 32, 32]: the square's candidates.
+def test_sides_shorter_than_the_second_stride_are_widened_to_16_pixels_for_candidates():
+    # As Ultralytics 8.4: a side below 16 px (the second stride) is searched as
+    # 16 px about the box centre. A 4x4, an 8x8 and a 15x15 box at (24, 24) are
+    # all searched as [16, 16, 32, 32], the square's candidates (an 8x8 box
+    # unwidened would hold only the stride-16 centre (24, 24)).
     # A 4x20 box keeps its height: x in (16, 32), y in (14, 34): rows 2 and 3 of
     # stride 8 (y 20, 28), and (24, 24) at stride 16.
-    # An 8x8 box is not widened: only the stride-16 centre (24, 24) is inside.
-    result = run_assigner([[0, 22, 22, 26, 26], [1, 22, 14, 26, 34], [0, 20, 20, 28, 28]])
-    np.testing.assert_array_equal(np.flatnonzero(result["candidates"][0]), SQUARE_CANDIDATES)
-    np.testing.assert_array_equal(np.flatnonzero(result["candidates"][1]), SQUARE_CANDIDATES)
-    np.testing.assert_array_equal(np.flatnonzero(result["candidates"][2]), [69])
+    boxes = [
+        [0, 22, 22, 26, 26],
+        [1, 22, 14, 26, 34],
+        [0, 20, 20, 28, 28],
+        [1, 16.5, 16.5, 31.5, 31.5],
+    ]
+    result = run_assigner(boxes)
+    for index in range(4):
+        np.testing.assert_array_equal(
+            np.flatnonzero(result["candidates"][index]), SQUARE_CANDIDATES, err_msg=str(index)
+        )
     # Targets keep the original boxes.
     assigned = result["foreground"] > 0
     assert {tuple(box) for box in result["target_boxes"][assigned]} <= {
-        (22.0, 22.0, 26.0, 26.0),
-        (22.0, 14.0, 26.0, 34.0),
-        (20.0, 20.0, 28.0, 28.0),
+        tuple(float(value) for value in box[1:]) for box in boxes
     }

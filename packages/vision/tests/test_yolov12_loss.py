@@ -67,9 +67,23 @@ def ref_anchors(height, width):
 
 
 def ref_detection_terms(
-    gt, head, height=64, width=64, nc=CLASSES, reg_max=REG_MAX, topk=10, frozen=None
+    gt,
+    head,
+    height=64,
+    width=64,
+    nc=CLASSES,
+    reg_max=REG_MAX,
+    topk=10,
+    frozen=None,
+    widen_below=STRIDES[1],
 ):
-    """The unweighted box, cls and dfl terms; ``frozen`` reuses another call's targets."""
+    """The unweighted box, cls and dfl terms; ``frozen`` reuses another call's targets.
+
+    For the candidate test a box side shorter than ``widen_below`` is taken as
+    ``STRIDES[1]`` (16 px) about the box centre: Ultralytics 8.4 compares with
+    the value it widens to (``stride_val``); releases before compared with
+    ``STRIDES[0]`` (8 px), which ``widen_below=8`` reproduces.
+    """
     gt, head = np.asarray(gt, np.float64), np.asarray(head, np.float64)
     batch, num_gt = gt.shape[:2]
     grid, stride = ref_anchors(height, width)
@@ -96,7 +110,8 @@ def ref_detection_terms(
                 continue
             x1, y1, x2, y2 = boxes[b, g]
             cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-            w, h = (16.0 if w < 8 else w), (16.0 if h < 8 else h)
+            w = float(STRIDES[1]) if w < widen_below else w
+            h = float(STRIDES[1]) if h < widen_below else h
             lo = np.array([cx - w / 2, cy - h / 2])
             hi = np.array([cx + w / 2, cy + h / 2])
             deltas = np.concatenate([anchors_px - lo, hi - anchors_px], -1)
@@ -162,14 +177,14 @@ def ref_detection_terms(
     }
 
 
-def peaked_head(rng, batch, distances_high=4.0, nc=CLASSES):
+def peaked_head(rng, batch, distances_high=4.0, nc=CLASSES, anchors=ANCHORS):
     """Head logits whose decoded sides sit near random distances (in bins) per anchor."""
-    centres = rng.uniform(0.5, distances_high, size=(batch, ANCHORS, 4, 1))
+    centres = rng.uniform(0.5, distances_high, size=(batch, anchors, 4, 1))
     bins = np.arange(REG_MAX)
-    noise = rng.normal(0, 0.3, size=(batch, ANCHORS, 4, REG_MAX))
+    noise = rng.normal(0, 0.3, size=(batch, anchors, 4, REG_MAX))
     box_logits = -1.5 * (bins - centres) ** 2 + noise
-    class_logits = rng.normal(0, 1.0, size=(batch, ANCHORS, nc))
-    return np.concatenate([box_logits.reshape(batch, ANCHORS, -1), class_logits], -1).astype(
+    class_logits = rng.normal(0, 1.0, size=(batch, anchors, nc))
+    return np.concatenate([box_logits.reshape(batch, anchors, -1), class_logits], -1).astype(
         "float32"
     )
 
@@ -210,6 +225,46 @@ def test_detection_terms_match_the_ultralytics_reference():
         7.5 * expected["box"] + 0.5 * expected["cls"] + 1.5 * expected["dfl"],
         rtol=2e-4,
     )
+
+
+SMALL_INPUT = (128, 128)
+SMALL_ANCHORS = 256 + 64 + 16
+
+
+def small_boxes():
+    """Two images of six boxes with sides from 4 to 20 px, about half of them 8-15 px."""
+    rng = np.random.default_rng(21)
+    sides = np.array(
+        [[4, 9], [6, 20], [8, 8], [9.5, 15.9], [11, 5], [12, 14]]
+        + [[14, 16], [15.5, 10], [16, 4], [18, 12], [20, 7], [10, 18]],
+        np.float64,
+    )
+    centres = rng.uniform(14.0, 114.0, size=(12, 2))
+    rows = np.concatenate(
+        [rng.integers(0, CLASSES, size=(12, 1)), centres - sides / 2, centres + sides / 2], -1
+    )
+    return rows.reshape(2, 6, 5).astype("float32")
+
+
+def test_small_boxes_match_the_reference_with_sides_below_16_px_widened():
+    rng = np.random.default_rng(22)
+    gt = small_boxes()
+    head = peaked_head(rng, 2, distances_high=2.0, anchors=SMALL_ANCHORS)
+    expected = ref_detection_terms(gt, head, *SMALL_INPUT)
+    loss = YOLOv12MultiTaskLoss(
+        ["detection"], num_detection_classes=CLASSES, input_shape=SMALL_INPUT
+    )
+    parts = parts_of(loss, gt, head)
+    for term in ("box", "cls", "dfl"):
+        np.testing.assert_allclose(parts[term], expected[term], rtol=2e-4, err_msg=term)
+    # The case tells the rules apart: widening only sides below 8 px assigns
+    # fewer anchors and moves the total by well over the tolerance.
+    old_rule = ref_detection_terms(gt, head, *SMALL_INPUT, widen_below=STRIDES[0])
+    assert old_rule["fg"] < expected["fg"]
+    total = 7.5 * expected["box"] + 0.5 * expected["cls"] + 1.5 * expected["dfl"]
+    old_total = 7.5 * old_rule["box"] + 0.5 * old_rule["cls"] + 1.5 * old_rule["dfl"]
+    assert abs(old_total - total) > 1e-2 * total
+    np.testing.assert_allclose(parts["detection"], total, rtol=2e-4)
 
 
 def test_gains_scale_their_terms_and_there_is_no_batch_size_factor():
@@ -444,3 +499,173 @@ def test_three_head_model_trains_and_its_log_variances_survive_keras_save(tmp_pa
     expected = keras.ops.convert_to_numpy(model.loss(y_true, model.predict(images, verbose=0)))
     value = keras.ops.convert_to_numpy(restored.loss(y_true, restored.predict(images, verbose=0)))
     np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Usage as documented: the multi-task snippet, the factory's defaults.
+# ---------------------------------------------------------------------------
+
+
+def snippet_heads(classes=80):
+    """A model input and detection + segmentation heads, as a user's model would have."""
+    inputs = keras.Input(INPUT_SHAPE + (3,))
+    pooled = keras.layers.AveragePooling2D(8)(inputs)  # (8, 8, 3)
+    flat = keras.layers.Flatten()(pooled)
+    detection = keras.layers.Reshape((ANCHORS, 4 * REG_MAX + classes))(
+        keras.layers.Dense(ANCHORS * (4 * REG_MAX + classes))(flat)
+    )
+    return inputs, {"detection": detection, "segmentation": keras.layers.Conv2D(classes, 1)(pooled)}
+
+
+def snippet_data(classes=80):
+    rng = np.random.default_rng(30)
+    images = rng.uniform(size=(2,) + INPUT_SHAPE + (3,)).astype("float32")
+    labels = {
+        "detection": np.array([[[5, 8, 8, 40, 30]], [[71, 20, 4, 60, 44]]], "float32"),
+        "segmentation": rng.integers(0, classes, size=(2, 8, 8)),
+    }
+    return images, labels
+
+
+def test_plain_model_with_dict_outputs_raises_showing_a_two_line_fix_that_trains():
+    yolo_loss = create_yolov12_multitask_loss(
+        tasks=["detection", "segmentation"],
+        num_detection_classes=80,
+        num_segmentation_classes=80,
+        input_shape=INPUT_SHAPE,
+        use_uncertainty_weighting=True,
+    )
+    inputs, outputs = snippet_heads()
+    images, labels = snippet_data()
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss=yolo_loss)
+    with pytest.raises(ValueError, match="hands a compiled loss one output at a time") as error:
+        model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    assert error.match(r"YOLOv12MultiTaskLoss: .*one tensor of shape \(2, 84, 144\)")
+    fix = [line.strip() for line in str(error.value).splitlines() if line.startswith("    ")]
+    assert fix == [
+        "outputs[\"log_variances\"] = UncertaintyWeightingLayer(['detection', 'segmentation'])"
+        "(inputs)",
+        "model = MultiTaskModel(inputs, outputs)",
+    ]
+
+    namespace = {
+        "inputs": inputs,
+        "outputs": outputs,
+        "MultiTaskModel": MultiTaskModel,
+        "UncertaintyWeightingLayer": UncertaintyWeightingLayer,
+    }
+    exec("\n".join(fix), namespace)  # the two lines exactly as the error shows them
+    model = namespace["model"]
+    model.compile(optimizer="adam", loss=yolo_loss)
+    history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+    # One Adam step moves each log-variance by about the learning rate.
+    log_variances = keras.ops.convert_to_numpy(uncertainty_layer(model).log_variances)
+    np.testing.assert_allclose(np.abs(log_variances), [1e-3, 1e-3], rtol=0.05)
+
+
+def test_one_output_without_uncertainty_weighting_shows_the_model_and_compile_lines():
+    loss = create_yolov12_multitask_loss(
+        tasks=["detection", "segmentation"],
+        num_detection_classes=CLASSES,
+        num_segmentation_classes=3,
+        input_shape=INPUT_SHAPE,
+    )
+    rng = np.random.default_rng(31)
+    with pytest.raises(ValueError, match="one output at a time") as error:
+        loss(ground_truth(), peaked_head(rng, 2))
+    fix = [line.strip() for line in str(error.value).splitlines() if line.startswith("    ")]
+    assert fix == [
+        "model = MultiTaskModel(inputs, outputs)",
+        'model.compile(optimizer="adam", loss=loss)',
+    ]
+
+
+def test_factory_defaults_give_three_tasks_of_80_classes_at_640_pixels():
+    loss = create_yolov12_multitask_loss()
+    assert loss.tasks == ("detection", "segmentation", "classification")
+    assert (loss.num_detection_classes, loss.num_segmentation_classes) == (80, 80)
+    assert loss.num_classification_classes == 80 and loss.input_shape == (640, 640)
+    assert loss.num_anchors == 8400
+    gt = np.array([[[5, 100, 120, 300, 260]]], "float32")
+    y_true = {"detection": gt, "segmentation": np.zeros((1, 8, 8)), "classification": [7]}
+    y_pred = {
+        "detection": np.zeros((1, 8400, 4 * REG_MAX + 80), "float32"),
+        "segmentation": np.zeros((1, 8, 8, 80), "float32"),
+        "classification": np.zeros((1, 80), "float32"),
+    }
+    parts = parts_of(loss, y_true, y_pred)
+
+    detection = ref_detection_terms(gt, y_pred["detection"], 640, 640, nc=80)
+    assert detection["fg"] > 0
+    for term in ("box", "cls", "dfl"):
+        np.testing.assert_allclose(parts[term], detection[term], rtol=2e-4, err_msg=term)
+    # Uniform logits: p = 1/80 everywhere, every pixel of class 0 (64 pixels).
+    p, smooth = 1 / 80, 1e-6
+    dice_present = 1 - (2 * 64 * p + smooth) / (64 * p + 64 + smooth)
+    dice_absent = 1 - smooth / (64 * p + smooth)
+    dice = (dice_present + 79 * dice_absent) / 80
+    focal = -0.25 * (1 - p) ** 2 * np.log(p)
+    np.testing.assert_allclose(parts["segmentation"], 0.5 * dice + 0.5 * focal, rtol=1e-5)
+    np.testing.assert_allclose(parts["classification"], np.log(80), rtol=1e-6)
+    detection_total = 7.5 * detection["box"] + 0.5 * detection["cls"] + 1.5 * detection["dfl"]
+    np.testing.assert_allclose(
+        parts["total"], detection_total + 0.5 * dice + 0.5 * focal + np.log(80), rtol=2e-4
+    )
+
+
+# ---------------------------------------------------------------------------
+# Bad input: static batch sizes, NaN, the first-eager-call rule of value checks.
+# ---------------------------------------------------------------------------
+
+
+def test_classification_labels_of_another_batch_size_raise():
+    loss = YOLOv12MultiTaskLoss(tasks=["classification"], num_classification_classes=4)
+    expected = r"YOLOv12MultiTaskLoss: y_true\['classification'\].*shape \(2,\).*\(1, 4\)"
+    with pytest.raises(ValueError, match=expected):
+        loss(np.array([1, 2]), np.zeros((1, 4), "float32"))
+    with pytest.raises(ValueError, match=r"shape \(2, 4\) with y_pred shape \(3, 4\)"):
+        loss(np.eye(4, dtype="float32")[[1, 2]], np.zeros((3, 4), "float32"))
+
+
+def test_task_outputs_of_different_batch_sizes_raise():
+    rng = np.random.default_rng(32)
+    y_true, y_pred = multitask_batch(rng)
+    y_pred["classification"] = y_pred["classification"][:1]
+    y_true["classification"] = y_true["classification"][:1]
+    expected = r"YOLOv12MultiTaskLoss: the outputs .*batch size.*\(1, 4\)"
+    with pytest.raises(ValueError, match=expected):
+        multitask_loss()(y_true, y_pred)
+
+
+def test_nan_in_any_head_gives_a_nan_total():
+    rng = np.random.default_rng(33)
+    for key, index in (
+        ("detection", (0, 5, 4 * REG_MAX + 1)),
+        ("detection", (1, 70, 3)),
+        ("segmentation", (0, 2, 2, 1)),
+        ("classification", (1, 2)),
+    ):
+        y_true, y_pred = multitask_batch(rng)
+        y_pred[key][index] = np.nan
+        for classification_loss in ("cross_entropy", "focal"):
+            loss = multitask_loss(classification_loss=classification_loss)
+            parts = parts_of(loss, y_true, y_pred)
+            assert np.isnan(parts[key]) and np.isnan(parts["total"]), (key, index)
+
+
+def test_ground_truth_rows_are_read_on_the_first_eager_call_only(monkeypatch):
+    monkeypatch.delenv("DL_LOSSES_VALIDATE", raising=False)
+    rng = np.random.default_rng(34)
+    head = peaked_head(rng, 1)
+    good = np.array([[[0, 8, 8, 40, 30]]], "float32")
+    bad = np.array([[[0, 8, 8, 40, 90]]], "float32")  # y2 past the 64 px input
+    loss = detection_loss()
+    assert np.isfinite(float(loss(good, head)))
+    assert np.isfinite(float(loss(bad, head)))  # checked already: no device read
+    monkeypatch.setenv("DL_LOSSES_VALIDATE", "always")
+    with pytest.raises(ValueError, match=r"1 ground-truth row"):
+        loss(bad, head)
+    with pytest.raises(ValueError, match=r"1 ground-truth row"):
+        detection_loss()(bad, head)

@@ -19,6 +19,8 @@ handled at once with one sort and one cumulative sum, so the cost is
 
 import keras
 
+from dl_techniques.losses.vision import _segmentation_terms
+
 
 def lovasz_extension(errors, labels, weights):
     """The Lovasz extension of the weighted Jaccard loss along the last axis.
@@ -81,8 +83,7 @@ def lovasz_softmax(inputs, class_weights, per_image):
     counted = present * weight_vector
     total = keras.ops.sum(counted, axis=-1)
     weighted = keras.ops.sum(per_class * counted, axis=-1)
-    positive = total > 0.0
-    return keras.ops.where(positive, weighted / keras.ops.where(positive, total, 1.0), 0.0)
+    return _segmentation_terms.safe_divide(weighted, total, empty_value=0.0)
 
 
 def lovasz_hinge(inputs, per_image):

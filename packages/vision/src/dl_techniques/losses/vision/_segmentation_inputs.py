@@ -11,7 +11,7 @@ import math
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 
 # Where probabilities are given, log p is taken of p clipped to this floor,
 # as Keras' own categorical cross-entropy does.
@@ -76,6 +76,7 @@ def prepare_multiclass(config, y_true, y_pred, sample_weight):
         log_probabilities = keras.ops.log_softmax(y_pred, axis=-1)
         probabilities = keras.ops.exp(log_probabilities)
     else:
+        validation.check_probabilities(LOSS_LABEL, "y_pred", y_pred)
         probabilities = y_pred
         log_probabilities = keras.ops.log(keras.ops.clip(y_pred, PROBABILITY_FLOOR, float("inf")))
     weights = valid
@@ -96,7 +97,7 @@ def prepare_binary(config, y_true, y_pred, sample_weight):
     or a probability that is turned into its logit when ``from_logits`` is
     False; labels are 0/1 or ``ignore_index``.
     """
-    y_pred = _as_prediction(y_pred)
+    y_pred = given_pred = _as_prediction(y_pred)
     y_true = keras.ops.convert_to_tensor(y_true)
     pred_shape = static_shape(y_pred)
     if len(pred_shape) == 4 and pred_shape[-1] == 1:
@@ -115,6 +116,8 @@ def prepare_binary(config, y_true, y_pred, sample_weight):
             f"{LOSS_LABEL}: `y_true` of 'lovasz_hinge' must hold one 0/1 label per pixel "
             f"of y_pred; got y_true shape {true_shape} and y_pred shape {pred_shape}."
         )
+    if not config.from_logits:
+        validation.check_probabilities(LOSS_LABEL, "y_pred", given_pred)
     ids = numerics.as_float(y_true, y_pred)
     _check_ids(config, ids, num_ids=2)
     valid = _valid_ids(config, ids)
@@ -149,7 +152,9 @@ def _sparse_labels(config, y_true, dtype):
 
 def _one_hot_labels(config, y_true, dtype):
     labels = keras.ops.cast(y_true, dtype)
-    if numerics.holds_values(labels):
+    # The message names the one-hot form, which check_in_range cannot; the
+    # read still follows the first-eager-call rule through values_due.
+    if validation.values_due(labels):
         outside = keras.ops.logical_or(labels < 0.0, labels > 1.0)
         count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(outside, "int32"))))
         if count:
@@ -175,8 +180,9 @@ def _valid_ids(config, ids):
 
 
 def _check_ids(config, ids, num_ids):
-    # Traced values (jit) have no value to inspect; eager calls are checked.
-    if not numerics.holds_values(ids):
+    # Traced values (jit) have nothing to read, and an instance already
+    # checked on its first eager call is not read again (core.validation).
+    if not validation.values_due(ids):
         return
     bad = keras.ops.logical_or(
         keras.ops.logical_or(ids < 0.0, ids >= float(num_ids)),

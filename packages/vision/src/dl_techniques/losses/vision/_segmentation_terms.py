@@ -5,6 +5,8 @@ the config, and ``per_image``; it returns a scalar pooled over the batch, or
 one value per image ``(B,)`` when ``per_image`` is True.
 """
 
+from typing import Any
+
 import keras
 
 
@@ -86,28 +88,48 @@ def pixel_mean(per_pixel, inputs, config, per_image):
     axes = 1 if per_image else (0, 1)
     total = keras.ops.sum(weights, axis=axes)
     weighted = keras.ops.sum(weights * per_pixel, axis=axes)
-    return _safe_divide(weighted, total, empty_value=0.0)
+    return safe_divide(weighted, total, empty_value=0.0)
 
 
 def safe_power(base, exponent):
-    """``max(base, 0) ** exponent`` with a finite gradient at a base of 0.
+    """``max(base, 0) ** exponent`` with a finite gradient at a base of 0; NaN stays NaN.
 
     An exponent below 1 has an infinite slope at 0, and ``0 ** 0`` a NaN one;
     the base is replaced by 1 where it is 0, so the gradient there is 0.
     """
-    base = keras.ops.maximum(base, 0.0)
+    # NaN > 0 is False: without the isnan test a NaN base would become 0 ** exponent.
+    not_a_number = keras.ops.isnan(base)
     positive = base > 0.0
     safe_base = keras.ops.where(positive, base, 1.0)
-    return keras.ops.where(positive, keras.ops.power(safe_base, exponent), 0.0**exponent)
+    powered = keras.ops.where(positive, keras.ops.power(safe_base, exponent), 0.0**exponent)
+    return keras.ops.where(not_a_number, base, powered)
 
 
 def _smoothed_ratio(numerator, denominator, smooth):
     # With smooth = 0 an absent, unpredicted class would give 0 / 0; it is a
     # perfect match, so its ratio is 1.
-    return _safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)
+    return safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)
 
 
-def _safe_divide(numerator, denominator, empty_value):
-    positive = denominator > 0.0
-    ratio = numerator / keras.ops.where(positive, denominator, 1.0)
-    return keras.ops.where(positive, ratio, empty_value)
+def safe_divide(numerator: Any, denominator: Any, empty_value: float) -> Any:
+    """``numerator / denominator``, ``empty_value`` where the denominator is 0.
+
+    NaN > 0 is False, so a NaN from the prediction would otherwise take the
+    empty value (for Dice and Tversky a perfect score); NaN is divided through
+    instead, so NaN in gives NaN out.
+
+    Args:
+        numerator: Tensor of non-negative sums.
+        denominator: Tensor of non-negative sums, broadcastable to
+            ``numerator``.
+        empty_value: The value where the denominator is 0 (no pixels, or an
+            absent and unpredicted class).
+
+    Returns:
+        The ratio, with a gradient that stays finite where the denominator
+        is 0.
+    """
+    not_a_number = keras.ops.logical_or(keras.ops.isnan(numerator), keras.ops.isnan(denominator))
+    divisible = keras.ops.logical_or(denominator > 0.0, not_a_number)
+    ratio = numerator / keras.ops.where(divisible, denominator, 1.0)
+    return keras.ops.where(divisible, ratio, empty_value)

@@ -23,7 +23,7 @@ def assign(class_scores, pred_boxes, points, gt_labels, gt_boxes, num_classes, t
     """Assigns ground-truth boxes to anchors and returns an :class:`Assignment`.
 
     ```
-    candidates   anchor centre strictly inside the box (sides < 8 px widened to 16 px)
+    candidates   anchor centre strictly inside the box (sides < 16 px widened to 16 px)
     align        s^alpha * max(CIoU, 0)^beta         s: predicted score of the GT class
     positives    the top-k candidates of each GT by align
     conflicts    an anchor claimed by several GTs goes to the GT of highest CIoU
@@ -84,15 +84,18 @@ def assign(class_scores, pred_boxes, points, gt_labels, gt_boxes, num_classes, t
 def candidate_mask(points, gt_boxes, valid):
     """``(B, G, A)``: 1 where the anchor centre lies strictly inside the (widened) valid box.
 
-    As Ultralytics 8.4: a side shorter than the finest stride (8 px) is
-    widened about the box centre to twice that stride (16 px), for this test
-    only, so that a tiny box still has candidate anchors.
+    As Ultralytics 8.4 (``stride_val``): a side shorter than the second
+    stride (16 px) is widened about the box centre to 16 px, for this test
+    only, so that a small box still has candidate anchors. Comparing with
+    the value it is widened to keeps the candidate count monotonic in the
+    box size (a threshold of 8 px gave a 7 px side more candidates than a
+    9 px one).
     """
-    finest = float(_yolo_anchors.STRIDES[0])
+    floor = float(_yolo_anchors.STRIDES[1])
     centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2.0
     size = gt_boxes[..., 2:] - gt_boxes[..., :2]
-    widen = keras.ops.logical_and(size < finest, valid[..., None] > 0)
-    size = keras.ops.where(widen, 2.0 * finest, size)
+    widen = keras.ops.logical_and(size < floor, valid[..., None] > 0)
+    size = keras.ops.where(widen, floor, size)
     top_left = (centre - size / 2.0)[:, :, None, :]
     bottom_right = (centre + size / 2.0)[:, :, None, :]
     inside = keras.ops.minimum(

@@ -2,10 +2,11 @@
 
 import math
 import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.vision import _segmentation_terms, _yolo_anchors
 
 LOSS_LABEL = "YOLOv12MultiTaskLoss"
@@ -86,11 +87,7 @@ def as_task_dicts(loss, y_true, y_pred):
     """Returns ``(y_true, y_pred)`` as dicts keyed by task, checking that every task is there."""
     if not isinstance(y_pred, dict):
         if len(loss.tasks) != 1 or loss.use_uncertainty_weighting:
-            raise ValueError(
-                f"{LOSS_LABEL}: with tasks={list(loss.tasks)} and use_uncertainty_weighting="
-                f"{loss.use_uncertainty_weighting}, `y_pred` must be a dict keyed by "
-                f"{_expected_keys(loss)}; got a tensor of shape {shape_of(y_pred)}."
-            )
+            raise ValueError(_one_output_message(loss, y_pred))
         return {loss.tasks[0]: y_true}, {loss.tasks[0]: y_pred}
     if not isinstance(y_true, dict):
         y_true = {loss.tasks[0]: y_true} if len(loss.tasks) == 1 else y_true
@@ -103,7 +100,58 @@ def as_task_dicts(loss, y_true, y_pred):
             f"{LOSS_LABEL}: `y_pred` needs the keys {_expected_keys(loss)} and `y_true` the "
             f"keys {list(loss.tasks)}; y_pred lacks {missing_pred}, y_true lacks {missing_true}."
         )
+    _check_same_batch(loss, y_pred)
     return y_true, y_pred
+
+
+def _one_output_message(loss: Any, y_pred: Any) -> str:
+    """The error for one output where the loss needs them all, with the fix in two lines.
+
+    Args:
+        loss: The ``YOLOv12MultiTaskLoss``.
+        y_pred: The one tensor Keras handed the loss.
+
+    Returns:
+        The message: what happened, then the two lines of the fix, each
+        indented by four spaces.
+    """
+    if loss.use_uncertainty_weighting:
+        fix = (
+            f'    outputs["{LOG_VARIANCES_KEY}"] = UncertaintyWeightingLayer({list(loss.tasks)})'
+            "(inputs)\n"
+            "    model = MultiTaskModel(inputs, outputs)"
+        )
+    else:
+        fix = (
+            "    model = MultiTaskModel(inputs, outputs)\n"
+            '    model.compile(optimizer="adam", loss=loss)'
+        )
+    return (
+        f"{LOSS_LABEL}: with tasks={list(loss.tasks)} and use_uncertainty_weighting="
+        f"{loss.use_uncertainty_weighting} the loss needs every output at once, `y_pred` a dict "
+        f"keyed by {_expected_keys(loss)}, but got one tensor of shape {shape_of(y_pred)}. A "
+        "plain keras.Model with dict outputs hands a compiled loss one output at a time. Build "
+        "the model as a MultiTaskModel (from dl_techniques.losses.vision), which hands the loss "
+        "the whole dicts:\n"
+        f"{fix}\n"
+        "or override the model's compute_loss to return self.loss(y, y_pred)."
+    )
+
+
+def _check_same_batch(loss: Any, y_pred: dict) -> None:
+    """Raises ``ValueError`` when the outputs' static batch sizes differ.
+
+    Args:
+        loss: The ``YOLOv12MultiTaskLoss``.
+        y_pred: The dict of outputs, every expected key present.
+    """
+    sizes = {key: shape_of(y_pred[key])[:1] for key in _expected_keys(loss)}
+    known = {key: size[0] for key, size in sizes.items() if size and size[0] is not None}
+    if len(set(known.values())) > 1:
+        shapes = {key: shape_of(y_pred[key]) for key in sizes}
+        raise ValueError(
+            f"{LOSS_LABEL}: the outputs in `y_pred` must share the batch size; got shapes {shapes}."
+        )
 
 
 def detection_inputs(loss, gt, head):
@@ -127,7 +175,7 @@ def detection_inputs(loss, gt, head):
             f"[class, x1, y1, x2, y2] with class -1 on padding rows; got shape {gt_shape} "
             f"with y_pred['detection'] shape {head_shape}."
         )
-    if numerics.holds_values(gt):
+    if validation.values_due(gt):
         _check_boxes(loss, gt)
     return gt, head
 
@@ -150,17 +198,24 @@ def classification_loss(loss, labels, logits):
             f"shape {logit_shape}."
         )
     if len(label_shape) == 2 and label_shape[-1] == classes and classes > 1:
-        one_hot = numerics.as_float(labels, logits)
+        form = "one-hot"
     elif len(label_shape) == 1 or (len(label_shape) == 2 and label_shape[-1] == 1):
-        ids = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "float32")
-        if numerics.holds_values(ids):
-            _check_ids(ids, classes, label_shape)
-        one_hot = keras.ops.one_hot(keras.ops.cast(ids, "int32"), classes, dtype=logits.dtype)
+        form = "ids"
     else:
+        form = None
+    if form is None or _differ(label_shape[0], logit_shape[0]):
         raise ValueError(
             f"{LOSS_LABEL}: y_true['classification'] must hold class ids (batch,) or one-hot "
-            f"(batch, {classes}); got shape {label_shape} with y_pred shape {logit_shape}."
+            f"(batch, {classes}) for the batch of y_pred['classification']; got y_true shape "
+            f"{label_shape} with y_pred shape {logit_shape}."
         )
+    if form == "one-hot":
+        one_hot = numerics.as_float(labels, logits)
+        validation.check_in_range(LOSS_LABEL, "y_true['classification']", one_hot, 0.0, 1.0)
+    else:
+        ids = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "float32")
+        validation.check_integers(LOSS_LABEL, "y_true['classification']", ids, 0, classes)
+        one_hot = keras.ops.one_hot(keras.ops.cast(ids, "int32"), classes, dtype=logits.dtype)
     log_probabilities = keras.ops.log_softmax(logits, axis=-1)
     if loss.classification_loss == "focal":
         modulation = _segmentation_terms.safe_power(
@@ -210,14 +265,4 @@ def _check_boxes(loss, gt):
             f"{shape_of(gt)}) are invalid: a valid row needs an integer class in [0, "
             f"{loss.num_detection_classes}) and 0 <= x1 <= x2 <= {width}, 0 <= y1 <= y2 <= "
             f"{height} (input_shape={loss.input_shape}); padding rows have class -1."
-        )
-
-
-def _check_ids(ids, classes, label_shape):
-    bad = (ids < 0) | (ids >= classes) | keras.ops.not_equal(ids, keras.ops.round(ids))
-    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
-    if count:
-        raise ValueError(
-            f"{LOSS_LABEL}: y_true['classification'] (shape {label_shape}) has {count} class "
-            f"id(s) outside [0, {classes})."
         )

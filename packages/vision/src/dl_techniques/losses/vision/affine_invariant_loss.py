@@ -5,7 +5,7 @@ import numbers
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _DICT_KEYS = ("depth", "mask")
@@ -35,10 +35,12 @@ class AffineInvariantLoss(keras.losses.Loss):
     prediction (as long as its spread stays above ``epsilon``). A pixel is
     invalid where the target is not finite (NaN or inf), or where a mask
     says so: `y_true` may be a dict ``{"depth": d, "mask": m}`` whose mask
-    has the depth's shape and holds 1 (True, or any value above 0.5) on
-    valid pixels. Invalid pixels take no part in the median, the scale or
-    the mean. An image with no valid pixel contributes 0, with a zero
-    gradient.
+    has the depth's shape and holds 1 (True) on valid pixels and 0 (False)
+    elsewhere; other mask values raise ``ValueError`` on the first eager
+    call of an instance (every eager call with ``DL_LOSSES_VALIDATE=always``).
+    Invalid pixels take no part in the median, the scale or the mean. An
+    image with no valid pixel contributes 0, with a zero gradient. A NaN
+    prediction on a valid pixel makes its image's loss NaN.
 
     Inputs are ``(B, H, W)`` or ``(B, H, W, 1)``; `y_true` and `y_pred`
     share the spatial shape. The loss is per image, so ``call`` returns one
@@ -97,6 +99,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         self.epsilon = float(epsilon)
         self.trim = float(trim)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         depth, mask = self._split_target(y_true)
         y_pred = numerics.upcast_half(y_pred)
@@ -113,6 +116,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         if mask is not None:
             mask = _drop_channel_axis(keras.ops.cast(mask, y_pred.dtype))
             _check_same_shape(mask, y_pred, 'y_true["mask"]')
+            validation.check_binary("AffineInvariantLoss", 'y_true["mask"]', mask, what="flags")
 
         pixels = _flatten_pixels(y_pred)
         depth = _flatten_pixels(depth)

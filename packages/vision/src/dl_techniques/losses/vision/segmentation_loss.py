@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision import _lovasz, _segmentation_inputs, _segmentation_terms
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
@@ -78,9 +79,12 @@ class SegmentationLoss(keras.losses.Loss):
     ``sample_weight`` and the reduction; an image without valid pixels
     contributes 0. Pixels labelled ``ignore_index`` count nowhere.
 
-    Class ids are checked to lie in ``[0, num_classes)`` (or equal
-    ``ignore_index``) when they hold values (eager calls); inside a compiled
-    ``fit`` only the static shapes are checked.
+    Static shapes are checked on every call. Values are checked on the first
+    eager call of an instance (every eager call with the environment variable
+    ``DL_LOSSES_VALIDATE=always``): class ids in ``[0, num_classes)`` (or
+    equal to ``ignore_index``), one-hot labels in [0, 1], and with
+    ``from_logits=False`` probabilities in [0, 1]; inside a compiled ``fit``
+    only the static shapes are checked. A NaN in ``y_pred`` gives a NaN loss.
 
     Reference:
         Milletari et al. (2016), V-Net (Dice); Salehi et al. (2017), Tversky
@@ -137,6 +141,7 @@ class SegmentationLoss(keras.losses.Loss):
         self.loss_name = loss_name
         self.config = config
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         if self.config.per_image:
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
@@ -144,6 +149,7 @@ class SegmentationLoss(keras.losses.Loss):
             value = self._compute(y_true, y_pred, sample_weight)
             return keras.ops.cast(value, self.dtype)
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self._compute(y_true, y_pred, None)
 

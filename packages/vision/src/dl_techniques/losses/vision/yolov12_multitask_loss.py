@@ -2,6 +2,7 @@
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_detection, _yolo_inputs
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
@@ -40,7 +41,10 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
     ``"segmentation"`` labels ``(B, h, w)`` (or one-hot) and logits ``(B, h,
     w, C_seg)``; ``"classification"`` labels ``(B,)`` (or one-hot) and logits
     ``(B, C_cls)``; with uncertainty weighting ``y_pred["log_variances"]``
-    ``(B, T)`` from an ``UncertaintyWeightingLayer``. With a single task and
+    ``(B, T)`` from an ``UncertaintyWeightingLayer``. Every output shares
+    the batch size (checked on the static shapes at every call); ground-truth
+    rows and class ids are checked on the first eager call of an instance
+    (every eager call with ``DL_LOSSES_VALIDATE=always``). With a single task and
     no uncertainty weighting bare tensors work too, so a one-output model
     compiles with the loss as it is.
 
@@ -48,7 +52,9 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
     output separately, so the loss must see the whole dicts. Build the model
     as a ``MultiTaskModel`` (a functional model that hands the loss the
     whole structures and logs every term as a metric), or override
-    ``compute_loss`` (``return self.loss(y, y_pred)``); ``components(y_true,
+    ``compute_loss`` (``return self.loss(y, y_pred)``). Given one output
+    where it needs them all (a plain ``keras.Model``), the loss raises a
+    ``ValueError`` that shows this fix in two lines. ``components(y_true,
     y_pred)`` gives every term (``box``, ``cls``, ``dfl``, ``detection``,
     ``segmentation``, ``classification``, ``weight_<task>``, ``total``) for
     logging as metrics. The detection and segmentation terms pool the
@@ -175,15 +181,18 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
         """``A``, the anchors of ``input_shape`` over strides 8, 16, 32."""
         return _yolo_anchors.num_anchors(self.input_shape)
 
+    @validation.checks_values
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             return keras.ops.cast(
                 self.components(y_true, y_pred, sample_weight)["total"], self.dtype
             )
 
+    @validation.checks_values
     def call(self, y_true, y_pred):
         return self.components(y_true, y_pred)["total"]
 
+    @validation.checks_values
     def components(self, y_true, y_pred, sample_weight=None):
         """Returns a dict of scalars: each task's terms, the task weights and ``"total"``."""
         if sample_weight is not None:
@@ -279,12 +288,17 @@ def create_yolov12_multitask_loss(
 ):
     """Returns a ``YOLOv12MultiTaskLoss`` for ``tasks``; see that class for the formulas.
 
+    Called with its defaults it gives the three tasks over one list of 80
+    classes (COCO's) at 640 x 640 pixels.
+
     Args:
         tasks: Any subset of ``("detection", "segmentation", "classification")``;
             an unknown name raises ``ValueError``.
-        num_detection_classes: Detection classes.
+        num_detection_classes: Detection classes. Defaults to 80.
         num_segmentation_classes: Segmentation classes (with segmentation).
+            Defaults to ``num_detection_classes``.
         num_classification_classes: Image classes (with classification).
+            Defaults to ``num_detection_classes``.
         input_shape: ``(H, W)`` of the input images, multiples of 32.
         use_uncertainty_weighting: Weight the tasks by learned log-variances,
             read from ``y_pred["log_variances"]`` (an
@@ -300,6 +314,13 @@ def create_yolov12_multitask_loss(
     )
     ```
     """
+    tasks = _yolo_inputs.check_tasks(tasks)
+    # One class list for every task unless told otherwise; a count given for
+    # a task that is not requested is passed on as given.
+    if num_segmentation_classes is None and "segmentation" in tasks:
+        num_segmentation_classes = num_detection_classes
+    if num_classification_classes is None and "classification" in tasks:
+        num_classification_classes = num_detection_classes
     return YOLOv12MultiTaskLoss(
         tasks=tasks,
         num_detection_classes=num_detection_classes,
