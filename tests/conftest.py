@@ -20,13 +20,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT_MARKER = "DL_LOSSES_TEST_RESULT "
 SUBPROCESS_TIMEOUT_S = 600
 
-_PRELUDE = f'''
+_PRELUDE = f"""
 import json as _json
 
 
 def report(**values):
     print({RESULT_MARKER!r} + _json.dumps(values), flush=True)
-'''
+"""
 
 
 def load_tool(name):
@@ -96,7 +96,7 @@ def run_script(script, env, cwd, python=sys.executable):
     values = {}
     for line in completed.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
-            values.update(json.loads(line[len(RESULT_MARKER):]))
+            values.update(json.loads(line[len(RESULT_MARKER) :]))
     values["_stdout"] = completed.stdout
     values["_stderr"] = completed.stderr
     return values

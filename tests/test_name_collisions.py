@@ -36,7 +36,9 @@ x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, 3.0]], dtype="float32")
 y = np.array([[2.0, -1.0, 0.0], [1.0, 1.0, 1.0], [4.0, 0.0, -2.0]], dtype="float32")
 """
 
-SAVE = COMMON + """
+SAVE = (
+    COMMON
+    + """
 import logging
 
 
@@ -85,8 +87,11 @@ report(
     ),
 )
 """
+)
 
-RELOAD = COMMON + """
+RELOAD = (
+    COMMON
+    + """
 import dl_techniques.losses
 
 reloaded = {}
@@ -98,6 +103,7 @@ for label in ("beta", "gamma"):
     }
 report(reloaded=reloaded)
 """
+)
 
 
 @pytest.mark.slow

@@ -104,8 +104,15 @@ def plugin_site(built_wheels, tmp_path_factory):
     site = tmp_path_factory.mktemp("acme_site")
     completed = subprocess.run(
         [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--target", str(site), str(built_wheels["plugin_template"]),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(built_wheels["plugin_template"]),
         ],
         capture_output=True,
         text=True,
@@ -163,4 +170,3 @@ def test_the_plugin_is_not_visible_to_this_process():
     # The template is never installed in the test environment itself, so
     # core's and the families' tests cannot come to depend on it.
     assert "AcmeLogCoshLoss" not in registry.names()
-

@@ -225,4 +225,3 @@ def test_build_wheels_replaces_an_older_wheel_of_the_same_distribution(tool, tmp
 def test_build_wheels_names_a_missing_package(tool, tmp_path):
     with pytest.raises(ValueError, match="no package folder"):
         tool("build_wheels").build_wheels(tmp_path, packages=["no_such_family"])
-

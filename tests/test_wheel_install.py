@@ -103,8 +103,7 @@ def test_core_and_forecasting_wheels_work_in_a_fresh_environment(
     assert "dl_techniques/__init__.py" not in owners
     meta_files = [path for path, dists in owners.items() if "dl_techniques_losses" in dists]
     assert meta_files and all(
-        path.startswith(f"dl_techniques_losses-{release_version}.dist-info/")
-        for path in meta_files
+        path.startswith(f"dl_techniques_losses-{release_version}.dist-info/") for path in meta_files
     )
     with zipfile.ZipFile(built_wheels["meta"]) as meta_wheel:
         assert all(".dist-info/" in name for name in meta_wheel.namelist())
@@ -113,8 +112,15 @@ def test_core_and_forecasting_wheels_work_in_a_fresh_environment(
 def _pip(python, *arguments):
     completed = subprocess.run(
         [
-            sys.executable, "-m", "pip", "--python", str(python),
-            "install", "--quiet", "--no-compile", *arguments,
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-compile",
+            *arguments,
         ],
         capture_output=True,
         text=True,

@@ -23,7 +23,8 @@ families = sorted(
     name for name in sys.modules
     if name.startswith("dl_techniques.losses.") and not name.startswith("dl_techniques.losses.core")
 )
-print(json.dumps({"keras": keras_done - started, "package": package_done - keras_done, "families": families}))
+timings = {"keras": keras_done - started, "package": package_done - keras_done}
+print(json.dumps({**timings, "families": families}))
 """
 
 

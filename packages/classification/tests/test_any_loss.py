@@ -325,7 +325,9 @@ def test_lambda_metric_trains_but_saving_raises_a_clear_error(tmp_path):
 
 
 def test_unregistered_function_raises_at_get_config():
-    with pytest.raises(ValueError, match=r"AnyLoss: `metric_fn` .*unregistered_jaccard.*registered"):
+    with pytest.raises(
+        ValueError, match=r"AnyLoss: `metric_fn` .*unregistered_jaccard.*registered"
+    ):
         AnyLoss(unregistered_jaccard).get_config()
 
 

@@ -64,15 +64,15 @@ METRICS = {
     "f1": f_beta(1.0),
     "f2": f_beta(2.0),
     "f_half": f_beta(0.5),
-    "balanced_accuracy": lambda tp, fn, fp, tn, n: (tp / (tp + fn + EPS) + tn / (tn + fp + EPS))
-    / 2,
+    "balanced_accuracy": lambda tp, fn, fp, tn, n: (
+        (tp / (tp + fn + EPS) + tn / (tn + fp + EPS)) / 2
+    ),
     "geometric_mean": lambda tp, fn, fp, tn, n: np.sqrt(
         tp / (tp + fn + EPS) * tn / (tn + fp + EPS) + EPS
     ),
     "mcc": lambda tp, fn, fp, tn, n: (
-        (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + EPS) + 1
-    )
-    / 2,
+        ((tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + EPS) + 1) / 2
+    ),
 }
 
 LOSSES = {

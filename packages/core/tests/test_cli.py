@@ -77,7 +77,9 @@ def test_info_prints_signature_summary_and_reference(installed_gamma, capsys):
 
     output = capsys.readouterr().out
     assert status == 0
-    assert "GammaLoss(factor=3.0, name='gamma', reduction='sum_over_batch_size', dtype=None)" in output
+    assert (
+        "GammaLoss(factor=3.0, name='gamma', reduction='sum_over_batch_size', dtype=None)" in output
+    )
     assert "summary:      Scaled mean absolute error." in output
     assert 'reference:    A. Author, "A paper", 2020.' in output
     assert "dl_techniques>GammaLoss" in output
@@ -89,7 +91,7 @@ def test_info_of_an_uninstalled_first_party_name_exits_with_the_extra(monkeypatc
     status = cli.main(["info", "PlannedClassificationLoss"])
 
     assert status == 2
-    assert 'dl-techniques-losses[classification]' in capsys.readouterr().err
+    assert "dl-techniques-losses[classification]" in capsys.readouterr().err
 
 
 def test_check_of_a_distribution_without_cases_fails(installed_gamma, capsys):
@@ -108,6 +110,8 @@ def test_demo_runs_installed_demos_and_prints_their_table(installed_gamma, tmp_p
     captured = capsys.readouterr()
     assert status == 0
     assert (output_dir / "gamma.png").exists()
-    table_row = next(line for line in captured.out.splitlines() if line.startswith("gamma: GammaLoss"))
+    table_row = next(
+        line for line in captured.out.splitlines() if line.startswith("gamma: GammaLoss")
+    )
     assert table_row.split() == ["gamma:", "GammaLoss", "score", "0.25", "baseline", "0.5"]
     assert "gamma: training" in captured.err

@@ -34,9 +34,7 @@ def make_distribution(root, distribution, entries, modules):
     """Writes a fake installed distribution (dist-info + modules) under root."""
     info = root / f"{distribution.replace('-', '_')}-0.3.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.3\n"
-    )
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.3\n")
     lines = "\n".join(f"{name} = {value}" for name, value in entries.items())
     (info / "entry_points.txt").write_text(f"[dl_techniques.losses]\n{lines}\n")
     for module, source in modules.items():
@@ -224,7 +222,12 @@ def test_keras_deserializes_an_entry_whose_module_was_never_imported(plugin_root
     config = {
         "module": "fake_alpha",
         "class_name": "AlphaLoss",
-        "config": {"factor": 2.0, "name": "alpha", "reduction": "sum_over_batch_size", "dtype": None},
+        "config": {
+            "factor": 2.0,
+            "name": "alpha",
+            "reduction": "sum_over_batch_size",
+            "dtype": None,
+        },
         "registered_name": "dl_techniques>AlphaLoss",
     }
     assert "fake_alpha" not in sys.modules

@@ -44,8 +44,19 @@ def run_demo(output_dir, progress):
         model.fit(*train, batch_size=512, epochs=30, verbose=0, shuffle=True)
         predicted = _predict(model, test[0]) >= 0.5
         f1, recall = _f1_and_recall(test[1], predicted)
-        rows.append(DemoRow(f"classification: {label}", "held-out F1 (imbalanced 1:20)", f1, "higher is better"))
-        rows.append(DemoRow(f"classification: {label}", "held-out recall (imbalanced 1:20)", recall, "higher is better"))
+        rows.append(
+            DemoRow(
+                f"classification: {label}", "held-out F1 (imbalanced 1:20)", f1, "higher is better"
+            )
+        )
+        rows.append(
+            DemoRow(
+                f"classification: {label}",
+                "held-out recall (imbalanced 1:20)",
+                recall,
+                "higher is better",
+            )
+        )
 
     train, test = _noisy_calibration_data(np.random.default_rng(1))
     curves = {}
@@ -62,8 +73,17 @@ def run_demo(output_dir, progress):
         ece, curve = _expected_calibration_error(test[1], probabilities)
         brier = float(np.mean((test[1] - probabilities) ** 2))
         curves[label] = curve
-        rows.append(DemoRow(f"classification: {label}", "held-out expected calibration error", ece, "lower is better"))
-        rows.append(DemoRow(f"classification: {label}", "held-out Brier score", brier, "lower is better"))
+        rows.append(
+            DemoRow(
+                f"classification: {label}",
+                "held-out expected calibration error",
+                ece,
+                "lower is better",
+            )
+        )
+        rows.append(
+            DemoRow(f"classification: {label}", "held-out Brier score", brier, "lower is better")
+        )
     plot = _reliability_diagram(output_dir, curves)
     progress.step(f"plot {plot}" if plot else "matplotlib not installed: no plot")
     return rows
@@ -148,7 +168,7 @@ def _reliability_diagram(output_dir, curves):
     figure, axes = pyplot.subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect calibration")
     for label, curve in curves.items():
-        predicted, observed = zip(*curve)
+        predicted, observed = zip(*curve, strict=True)
         axes.plot(predicted, observed, marker="o", label=label)
     axes.set_xlabel("mean predicted probability (bin)")
     axes.set_ylabel("observed frequency of the positive class")

@@ -83,10 +83,6 @@ def extra_of(family):
     return family.replace("_", "-")
 
 
-FIRST_PARTY_DISTRIBUTIONS = {
-    distribution_of(family): family for family in FAMILY_NAMES
-}
+FIRST_PARTY_DISTRIBUTIONS = {distribution_of(family): family for family in FAMILY_NAMES}
 
-FAMILY_OF_NAME = {
-    name: family for family, names in FAMILY_NAMES.items() for name in names
-}
+FAMILY_OF_NAME = {name: family for family, names in FAMILY_NAMES.items() for name in names}

@@ -13,8 +13,13 @@ CONFORMANCE_ENTRY_POINT_GROUP = "dl_techniques.losses.conformance"
 
 
 def _table(header, rows):
-    widths = [max(len(str(line[column])) for line in [header, *rows]) for column in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
+    widths = [
+        max(len(str(line[column])) for line in [header, *rows]) for column in range(len(header))
+    ]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -75,7 +80,13 @@ def _info(arguments):
 
 def _conformance_providers():
     providers = importlib.metadata.entry_points(group=CONFORMANCE_ENTRY_POINT_GROUP)
-    return sorted(providers, key=lambda provider: (provider.dist.metadata["Name"] if provider.dist else "", provider.name))
+    return sorted(
+        providers,
+        key=lambda provider: (
+            provider.dist.metadata["Name"] if provider.dist else "",
+            provider.name,
+        ),
+    )
 
 
 def _selected_cases(targets):
@@ -88,7 +99,9 @@ def _selected_cases(targets):
         try:
             provided = list(provider.load()())
         except Exception as error:
-            problems.append((distribution, f"conformance cases failed to load: {type(error).__name__}: {error}"))
+            problems.append(
+                (distribution, f"conformance cases failed to load: {type(error).__name__}: {error}")
+            )
             continue
         for case in provided:
             names = {distribution, case.loss_class.__name__, case.case_id}
@@ -100,7 +113,9 @@ def _selected_cases(targets):
         if target in installed:
             problems.append((target, "distribution declares no conformance cases"))
         else:
-            problems.append((target, "no installed distribution or loss with conformance cases has this name"))
+            problems.append(
+                (target, "no installed distribution or loss with conformance cases has this name")
+            )
     return cases, problems
 
 
@@ -114,7 +129,9 @@ def _check(arguments):
             results = testing.run_conformance_batch(cases, pathlib.Path(work_dir))
         for result in results:
             message = "" if result.passed else result.message.splitlines()[0][:120]
-            rows.append((result.case_id, result.check, "pass" if result.passed else "FAIL", message))
+            rows.append(
+                (result.case_id, result.check, "pass" if result.passed else "FAIL", message)
+            )
     if not rows:
         print("No conformance cases found.")
         return 1
@@ -128,7 +145,10 @@ def _demo(arguments):
     from dl_techniques.losses.core import demo
 
     if not demo.demo_entries():
-        print("No demos are installed. Install a family, e.g. pip install \"dl-techniques-losses[forecasting]\".")
+        print(
+            "No demos are installed. Install a family, e.g. "
+            'pip install "dl-techniques-losses[forecasting]".'
+        )
         return 1
     rows, failures = demo.run_demos(arguments.output, selected=arguments.names)
     print()
@@ -143,16 +163,27 @@ def build_parser():
     """Returns the argument parser of ``dl-losses``."""
     parser = argparse.ArgumentParser(prog="dl-losses", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="every installed entry: name, kind, family, distribution, version").set_defaults(run=_list)
+    commands.add_parser(
+        "list", help="every installed entry: name, kind, family, distribution, version"
+    ).set_defaults(run=_list)
     info = commands.add_parser("info", help="signature, summary and reference of one entry")
     info.add_argument("name", help='public name, or qualified "distribution:Name"')
     info.set_defaults(run=_info)
     check = commands.add_parser("check", help="run the conformance kit on installed plugins")
-    check.add_argument("targets", nargs="*", metavar="DIST|NAME", help="distributions or loss names (all when omitted)")
+    check.add_argument(
+        "targets",
+        nargs="*",
+        metavar="DIST|NAME",
+        help="distributions or loss names (all when omitted)",
+    )
     check.set_defaults(run=_check)
-    demo = commands.add_parser("demo", help="train small models with the installed families' losses")
+    demo = commands.add_parser(
+        "demo", help="train small models with the installed families' losses"
+    )
     demo.add_argument("names", nargs="*", help="demos to run (all installed ones when omitted)")
-    demo.add_argument("--output", default="demo-output", help="folder for the PNG plots (default: demo-output)")
+    demo.add_argument(
+        "--output", default="demo-output", help="folder for the PNG plots (default: demo-output)"
+    )
     demo.set_defaults(run=_demo)
     return parser
 

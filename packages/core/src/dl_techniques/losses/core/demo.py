@@ -114,6 +114,9 @@ def format_table(rows):
     header = ("demo", "metric", "value", "compare with")
     body = [(row.demo, row.metric, f"{row.value:.4g}", row.reference) for row in rows]
     widths = [max(len(line[column]) for line in [header, *body]) for column in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [header, *body]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

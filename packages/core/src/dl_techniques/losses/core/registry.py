@@ -120,17 +120,13 @@ class _Index:
         self.all_entries = tuple(
             sorted(entries, key=lambda entry: (entry.name, entry.distribution))
         )
-        self.by_qualified_name = {
-            entry.qualified_name: entry for entry in self.all_entries
-        }
+        self.by_qualified_name = {entry.qualified_name: entry for entry in self.all_entries}
         self.winners = {}
         claimants = {}
         for entry in self.all_entries:
             claimants.setdefault(entry.name, []).append(entry)
         for name, entries in claimants.items():
-            ranked = sorted(
-                entries, key=lambda entry: (not entry.first_party, entry.distribution)
-            )
+            ranked = sorted(entries, key=lambda entry: (not entry.first_party, entry.distribution))
             self.winners[name] = ranked[0]
             if len(ranked) > 1:
                 logger.warning(

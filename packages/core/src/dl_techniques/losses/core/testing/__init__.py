@@ -37,6 +37,7 @@ with tempfile.TemporaryDirectory() as work_dir:
 import logging
 import pathlib
 
+from dl_techniques.losses.core.testing._support import file_stem
 from dl_techniques.losses.core.testing.cases import CheckResult, LossCase
 from dl_techniques.losses.core.testing.checks import (
     check_config_roundtrip,
@@ -52,7 +53,6 @@ from dl_techniques.losses.core.testing.fresh_process import (
     check_fresh_process_reload,
     fresh_process_outcomes,
 )
-from dl_techniques.losses.core.testing._support import file_stem
 from dl_techniques.losses.core.testing.pytest_suite import LossConformanceTests
 
 logger = logging.getLogger(__name__)
