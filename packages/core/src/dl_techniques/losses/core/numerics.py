@@ -1,8 +1,16 @@
-"""Dtype handling shared by the losses."""
+"""Dtypes and safe arithmetic shared by the losses."""
+
+from typing import Any
 
 import keras
 
-_HALF_DTYPES = ("float16", "bfloat16")
+HALF_DTYPES = ("float16", "bfloat16")
+"""Floating dtypes a loss computes in float32 instead."""
+
+
+def compute_dtype(dtype: str) -> str:
+    """Returns the dtype a loss computes in: float32 for a half dtype, else ``dtype``."""
+    return "float32" if keras.backend.standardize_dtype(dtype) in HALF_DTYPES else dtype
 
 
 def upcast_half(tensor):
@@ -12,7 +20,7 @@ def upcast_half(tensor):
     result back to the loss dtype.
     """
     tensor = keras.ops.convert_to_tensor(tensor)
-    if keras.backend.standardize_dtype(tensor.dtype) in _HALF_DTYPES:
+    if keras.backend.standardize_dtype(tensor.dtype) in HALF_DTYPES:
         return keras.ops.cast(tensor, "float32")
     return tensor
 
@@ -44,3 +52,33 @@ def holds_values(tensor):
 
         return not torch.compiler.is_compiling()
     return True
+
+
+def safe_divide(numerator: Any, denominator: Any, empty_value: float = 0.0) -> Any:
+    """``numerator / denominator``, and ``empty_value`` where the denominator is 0.
+
+    For ratios of non-negative sums (a mean over a possibly empty set, a Dice
+    ratio of an absent class). The gradient stays finite where the denominator
+    is 0. NaN is divided through, never replaced: ``NaN > 0`` is false, so a
+    test of the denominator alone would turn a NaN input into ``empty_value``.
+    """
+    numerator = keras.ops.convert_to_tensor(numerator)
+    denominator = keras.ops.convert_to_tensor(denominator)
+    not_a_number = keras.ops.logical_or(keras.ops.isnan(numerator), keras.ops.isnan(denominator))
+    divisible = keras.ops.logical_or(denominator > 0, not_a_number)
+    ratio = numerator / keras.ops.where(divisible, denominator, keras.ops.ones_like(denominator))
+    return keras.ops.where(divisible, ratio, keras.ops.cast(empty_value, ratio.dtype))
+
+
+def weighted_mean(values: Any, weights: Any, axis: int | tuple[int, ...] | None = None) -> Any:
+    """``sum(w v) / sum(w)`` over ``axis`` (all axes by default); 0 where ``sum(w)`` is 0.
+
+    ``weights`` broadcast against ``values``; with frequency weights an
+    integer weight ``k`` counts a value ``k`` times.
+    """
+    values = keras.ops.convert_to_tensor(values)
+    weights = keras.ops.broadcast_to(
+        as_float(keras.ops.convert_to_tensor(weights), values), keras.ops.shape(values)
+    )
+    total = keras.ops.sum(weights, axis=axis)
+    return safe_divide(keras.ops.sum(values * weights, axis=axis), total)

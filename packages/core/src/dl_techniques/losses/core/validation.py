@@ -20,13 +20,18 @@ The ``check_*`` functions read values only while a check is due: outside a
 decorated method (a plain function, a helper called directly) it is due on
 every eager call. Shape checks are not value checks: they need no read and
 always run.
+
+Hyper-parameter checks (``check_positive``, ``check_interval``, ...) run in
+constructors and raise ``ValueError`` naming the loss, the argument and the
+value.
 """
 
 import contextvars
 import functools
 import math
+import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import keras
@@ -279,3 +284,56 @@ def _extreme(tensor: Any, reduce: Callable[[Any], Any]) -> float:
 
 def _sentence(text: str) -> str:
     return f" {text}" if text else ""
+
+
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (booleans excluded)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_bool(owner: str, argument: str, value: Any) -> None:
+    """Raises ``ValueError`` unless the hyper-parameter ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: `{argument}` must be a bool; got {argument}={value!r}.")
+
+
+def check_positive(owner: str, argument: str, value: Any) -> None:
+    """Raises ``ValueError`` unless ``value`` is a finite number > 0."""
+    if not (is_real_number(value) and value > 0):
+        raise ValueError(
+            f"{owner}: `{argument}` must be a finite number > 0; got {argument}={value!r}."
+        )
+
+
+def check_non_negative(owner: str, argument: str, value: Any) -> None:
+    """Raises ``ValueError`` unless ``value`` is a finite number >= 0."""
+    if not (is_real_number(value) and value >= 0):
+        raise ValueError(
+            f"{owner}: `{argument}` must be a finite number >= 0; got {argument}={value!r}."
+        )
+
+
+def check_interval(owner: str, argument: str, value: Any, low: float, high: float) -> None:
+    """Raises ``ValueError`` unless ``value`` is a number in the closed ``[low, high]``."""
+    if not (is_real_number(value) and low <= value <= high):
+        raise ValueError(
+            f"{owner}: `{argument}` must be a number in [{low:g}, {high:g}]; "
+            f"got {argument}={value!r}."
+        )
+
+
+def check_positive_int(owner: str, argument: str, value: Any) -> None:
+    """Raises ``ValueError`` unless ``value`` is an integer >= 1 (booleans excluded)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"{owner}: `{argument}` must be an integer >= 1; got {argument}={value!r}."
+        )
+
+
+def check_choice(owner: str, argument: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise ValueError(
+            f"{owner}: `{argument}` must be one of {listed}; got {argument}={value!r}."
+        )

@@ -15,6 +15,7 @@ import numpy as np
 
 from dl_techniques.losses.core import registry
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.numerics import HALF_DTYPES
 from dl_techniques.losses.core.testing._models import (
     WholeStructureLossModel,
     build_evaluation_model,
@@ -44,7 +45,6 @@ __all__ = [
     "init_parameters",
 ]
 
-_HALF_DTYPES = ("float16", "bfloat16")
 _FIT_LEARNING_RATE = 1e-2
 
 
@@ -257,7 +257,7 @@ def check_half_precision(case):
     """
     loss = case.make_loss()
     reference = _compute_path_value(loss, to_tensors(case.y_true), to_tensors(case.y_pred))
-    for dtype in _HALF_DTYPES:
+    for dtype in HALF_DTYPES:
         value = _compute_path_value(
             loss, to_tensors(case.y_true, dtype), to_tensors(case.y_pred, dtype)
         )

@@ -1,0 +1,92 @@
+"""The base class of losses whose value is one scalar per batch."""
+
+from typing import Any
+
+import keras
+
+from dl_techniques.losses.core import numerics, validation
+
+
+class BatchLoss(keras.losses.Loss):
+    """A loss computed from the whole batch at once, returning one scalar.
+
+    ``keras.losses.Loss`` computes one value per sample, then weights and
+    reduces them. A statistic of the whole batch (a soft confusion matrix, a
+    calibration statistic, a mean over the valid tokens of the batch, a Dice
+    ratio pooled over images) cannot be written that way: its weights act
+    inside the statistic. A subclass writes only that math, in
+    :meth:`batch_value`; this class owns the rest, once for every family:
+
+    - a name scope with the loss's name;
+    - the inputs as tensors, floating leaves of any structure in the compute
+      dtype (float32 when the loss dtype is float16 or bfloat16), integer and
+      boolean leaves as they are;
+    - ``sample_weight`` as a tensor in the compute dtype (or ``None``), for
+      :meth:`batch_value` to apply as frequency weights inside the statistic,
+      or to reject with a ``ValueError``;
+    - a single reduction (the statistic is the reduction; ``reduction`` has
+      no effect), the result cast to the loss dtype;
+    - value checks on the first eager call only (see
+      :mod:`dl_techniques.losses.core.validation`).
+
+    A loss that is per sample in some configurations (``per_image=True``)
+    returns ``True`` from :meth:`is_per_sample`; Keras then weights and
+    reduces the ``(batch,)`` values :meth:`batch_value` returns as usual.
+
+    Example:
+
+    ```python
+    class MeanAbsoluteErrorOfTheBatch(BatchLoss):
+        def batch_value(self, y_true, y_pred, sample_weight):
+            errors = keras.ops.abs(y_true - y_pred)
+            if sample_weight is None:
+                return keras.ops.mean(errors)
+            return numerics.weighted_mean(errors, keras.ops.reshape(sample_weight, (-1, 1)))
+    ```
+    """
+
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        """Returns the loss of the batch as a scalar tensor.
+
+        Args:
+            y_true: Targets, floating leaves in :attr:`compute_dtype`.
+            y_pred: Predictions, floating leaves in :attr:`compute_dtype`.
+            sample_weight: ``None`` or a tensor in :attr:`compute_dtype`.
+        """
+        raise NotImplementedError
+
+    def is_per_sample(self) -> bool:
+        """Whether :meth:`batch_value` returns one value per sample in this configuration."""
+        return False
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype of the computation: float32 for a half loss dtype."""
+        return numerics.compute_dtype(self.dtype)
+
+    @validation.checks_values
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        if self.is_per_sample():
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        with keras.name_scope(self.name):
+            weights = None if sample_weight is None else self._as_compute_tensor(sample_weight)
+            value = self.batch_value(
+                keras.tree.map_structure(self._as_compute_tensor, y_true),
+                keras.tree.map_structure(self._as_compute_tensor, y_pred),
+                weights,
+            )
+            return keras.ops.cast(value, self.dtype)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        # Keras' Loss.__call__ reaches here only for per-sample configurations.
+        return self.batch_value(
+            keras.tree.map_structure(self._as_compute_tensor, y_true),
+            keras.tree.map_structure(self._as_compute_tensor, y_pred),
+            None,
+        )
+
+    def _as_compute_tensor(self, value: Any) -> Any:
+        tensor = keras.ops.convert_to_tensor(value)
+        if keras.backend.is_float_dtype(keras.backend.standardize_dtype(tensor.dtype)):
+            return keras.ops.cast(tensor, self.compute_dtype)
+        return tensor

@@ -1,0 +1,127 @@
+"""core.shapes, core.numerics and the hyper-parameter checks of core.validation."""
+
+import keras
+import numpy as np
+import pytest
+
+from dl_techniques.losses.core import numerics, shapes, validation
+
+BACKEND = keras.backend.backend()
+
+
+def _value(tensor):
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
+def test_static_shape_and_matching():
+    tensor = keras.ops.zeros((2, 3))
+    assert shapes.static_shape(tensor) == (2, 3)
+    assert shapes.shapes_match((2, None), (2, 3))
+    assert not shapes.shapes_match((2, 3), (2, 4))
+    assert not shapes.shapes_match((2, 3), (2, 3, 1))
+    assert shapes.sizes_differ(2, 3) and not shapes.sizes_differ(None, 3)
+
+
+def test_squeeze_trailing_unit_axis_on_either_side():
+    a, b = shapes.squeeze_trailing_unit_axis(keras.ops.zeros((4,)), keras.ops.zeros((4, 1)))
+    assert shapes.static_shape(a) == (4,) and shapes.static_shape(b) == (4,)
+    a, b = shapes.squeeze_trailing_unit_axis(keras.ops.zeros((4, 3, 1)), keras.ops.zeros((4, 3)))
+    assert shapes.static_shape(a) == (4, 3)
+
+
+def test_shape_checks_name_the_loss_argument_and_shapes():
+    with pytest.raises(
+        ValueError,
+        match=r"L: `y_true` and `y_pred` must have the same shape; "
+        r"got y_true shape \(2, 3\) and y_pred shape \(2, 4\)\.",
+    ):
+        shapes.check_same_shape("L", keras.ops.zeros((2, 3)), keras.ops.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"L: `y_pred` must have shape \(batch, horizon\)"):
+        shapes.check_min_rank("L", "y_pred", keras.ops.zeros((2,)), 2, "(batch, horizon)")
+    with pytest.raises(ValueError, match=r"scores shape \(8, 1\), gradients shape \(7, 3\)"):
+        shapes.check_same_batch(
+            "L", {"scores": keras.ops.zeros((8, 1)), "gradients": keras.ops.zeros((7, 3))}
+        )
+    shapes.check_same_batch("L", {"a": keras.ops.zeros((8, 1)), "b": keras.ops.zeros((8,))})
+
+
+def test_safe_divide_gives_the_empty_value_and_keeps_nan():
+    numerator = np.array([1.0, 0.0, np.nan, 2.0], dtype="float32")
+    denominator = np.array([2.0, 0.0, 1.0, np.nan], dtype="float32")
+    result = _value(numerics.safe_divide(numerator, denominator, empty_value=1.0))
+    assert result[:2].tolist() == [0.5, 1.0]
+    assert np.isnan(result[2]) and np.isnan(result[3])
+
+
+def _gradient_of_sum_of_safe_divide(numerator, denominator):
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.constant(numerator)
+        with tf.GradientTape() as tape:
+            tape.watch(variable)
+            total = keras.ops.sum(numerics.safe_divide(variable, denominator))
+        return tape.gradient(total, variable).numpy()
+    if BACKEND == "jax":
+        import jax
+
+        return np.asarray(
+            jax.grad(lambda n: keras.ops.sum(numerics.safe_divide(n, denominator)))(numerator)
+        )
+    import torch
+
+    variable = torch.tensor(numerator, requires_grad=True)
+    keras.ops.sum(numerics.safe_divide(variable, torch.tensor(denominator))).backward()
+    return variable.grad.numpy()
+
+
+def test_safe_divide_gradient_is_finite_at_a_zero_denominator():
+    numerator = np.array([1.0, 3.0], dtype="float32")
+    denominator = np.array([2.0, 0.0], dtype="float32")
+    gradient = _gradient_of_sum_of_safe_divide(numerator, denominator)
+    assert gradient.tolist() == [0.5, 0.0]
+
+
+def test_weighted_mean_counts_integer_weights_as_repeats():
+    values = np.array([[1.0, 3.0], [5.0, 7.0]], dtype="float32")
+    weights = np.array([[2.0], [1.0]], dtype="float32")
+    assert _value(numerics.weighted_mean(values, weights)) == pytest.approx(
+        np.mean([1, 3, 1, 3, 5, 7])
+    )
+    assert _value(numerics.weighted_mean(values, weights, axis=0)).tolist() == [
+        pytest.approx(7 / 3),
+        pytest.approx(13 / 3),
+    ]
+    assert _value(numerics.weighted_mean(values, np.zeros((2, 1), "float32"))) == 0.0
+
+
+def test_compute_dtype():
+    assert numerics.compute_dtype("bfloat16") == "float32"
+    assert numerics.compute_dtype("float16") == "float32"
+    assert numerics.compute_dtype("float64") == "float64"
+
+
+@pytest.mark.parametrize(
+    ("check", "args", "good", "bad", "message"),
+    [
+        (validation.check_positive, (), 0.5, 0.0, r"a finite number > 0; got x=0\.0"),
+        (validation.check_positive, (), 2, float("inf"), r"> 0; got x=inf"),
+        (validation.check_non_negative, (), 0.0, -1e-3, r">= 0; got x=-0\.001"),
+        (validation.check_interval, (0.0, 1.0), 1.0, 1.5, r"in \[0, 1\]; got x=1\.5"),
+        (validation.check_positive_int, (), 3, 2.0, r"integer >= 1; got x=2\.0"),
+        (validation.check_positive_int, (), 1, True, r"integer >= 1; got x=True"),
+        (validation.check_bool, (), False, 0, r"a bool; got x=0"),
+        (validation.check_choice, (("a", "b"),), "b", "c", r"one of .a., .b.; got x=.c."),
+    ],
+)
+def test_hyperparameter_checks(check, args, good, bad, message):
+    check("SomeLoss", "x", good, *args)
+    with pytest.raises(ValueError, match=rf"^SomeLoss: `x` must be .*{message}"):
+        check("SomeLoss", "x", bad, *args)
+
+
+def test_is_real_number_excludes_bool_and_non_finite():
+    assert validation.is_real_number(1) and validation.is_real_number(np.float32(0.5))
+    assert not validation.is_real_number(True)
+    assert not validation.is_real_number(float("nan"))
+    assert not validation.is_real_number("1")
