@@ -12,8 +12,10 @@ Rewrites, in every ``packages/*/pyproject.toml``:
 
 and the plugin template's ``~=`` core dependency (the template keeps its own
 version: it stands for a third-party project). The files are edited in place,
-keeping their layout and comments; the pyproject checks of
-``tools/check_consistency.py`` run afterwards and the exit status is theirs.
+keeping their layout and comments. ``tools/generate.py`` then rewrites the
+generated files (the meta package's family extras pin each family's version),
+and the pyproject checks of ``tools/check_consistency.py`` run; the exit status
+is theirs.
 """
 
 import argparse
@@ -115,10 +117,15 @@ def main(argv=None):
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    for path in changed:
+    generate = _load_tool("generate")
+    try:
+        changed += generate.write(args.root)
+    except generate.GenerationError as error:
+        print(f"FAIL {error}", file=sys.stderr)
+        return 1
+    for path in sorted(set(changed)):
         print(f"updated {path}")
-    check_consistency = _load_tool("check_consistency")
-    _, _, results = check_consistency.check_static(args.root)
+    _, results = _load_tool("check_consistency").check_static(args.root)
     problems = [problem for found in results.values() for problem in found]
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)

@@ -4,7 +4,8 @@ Needs only Python >= 3.10 with pip and venv:
 
     python3 tools/dev.py demo    # .venv with every family and JAX, then `dl-losses demo`
     python3 tools/dev.py test    # .venv with every family and all three backends, then
-                                 # the consistency check, ruff and the suite once per backend
+                                 # the consistency check, the generated-file drift check,
+                                 # ruff and the suite once per backend
 
 The environment lives in ``.venv`` at the repository root and is reused when
 it exists; every package is installed editable, so changes need no reinstall.
@@ -114,6 +115,7 @@ def test(arguments):
         setup(backends, for_tests=True)
     started = time.perf_counter()
     _run([_python(), ROOT / "tools" / "check_consistency.py"], cwd=ROOT)
+    _run([_python(), ROOT / "tools" / "generate.py", "--check"], cwd=ROOT)
     _run([_python(), "-m", "ruff", "check", "."], cwd=ROOT)
     _run([_python(), "-m", "ruff", "format", "--check", "."], cwd=ROOT)
     jobs = max(1, min(arguments.jobs or os.cpu_count() or 1, len(backends)))

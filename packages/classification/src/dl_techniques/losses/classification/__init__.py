@@ -22,6 +22,7 @@ from dl_techniques.losses.classification.specificity_loss import SpecificityLoss
 from dl_techniques.losses.classification.spiegelhalter_z_loss import SpiegelhalterZLoss
 from dl_techniques.losses.classification.spiegelhalter_z_metric import SpiegelhalterZMetric
 
+# The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "AccuracyLoss",
     "AnyLoss",

@@ -1,12 +1,13 @@
 """The first-party families and the public names each one publishes.
 
 Core knows these names without the families being installed, so that asking
-for ``F1Loss`` with only core installed says which extra to install. The
-consistency check in ``tools/check_consistency.py`` fails when a family
-package's entry points and this table disagree.
+for ``F1Loss`` with only core installed says which extra to install.
+``FAMILY_NAMES`` is generated from the entry points of each family's
+pyproject.toml by ``tools/generate.py``; edit those, then run the tool.
 """
 
-FAMILY_NAMES = {
+# generated: FAMILY_NAMES, from the families' entry points by tools/generate.py
+FAMILY_NAMES: dict[str, tuple[str, ...]] = {
     "classification": (
         "AnyLoss",
         "AccuracyLoss",
@@ -28,6 +29,23 @@ FAMILY_NAMES = {
         "DecoupledInformationLoss",
         "GoodhartAwareLoss",
     ),
+    "forecasting": (
+        "HuberLoss",
+        "MASELoss",
+        "SMAPELoss",
+        "MQLoss",
+    ),
+    "generative": (
+        "WassersteinLoss",
+        "compute_gradient_penalty",
+        "WassersteinGradientPenaltyLoss",
+        "create_wgan_gp_losses",
+        "WGANGPModel",
+        "NanoVLMLoss",
+        "HRMLoss",
+        "StableMaxCrossEntropy",
+        "create_hrm_loss",
+    ),
     "self_supervised": (
         "CLIPContrastiveLoss",
         "SigLIPContrastiveLoss",
@@ -38,17 +56,6 @@ FAMILY_NAMES = {
         "KoLeoLoss",
         "FeatureAlignmentLoss",
         "ClusteringLoss",
-    ),
-    "generative": (
-        "WassersteinLoss",
-        "WassersteinGradientPenaltyLoss",
-        "compute_gradient_penalty",
-        "create_wgan_gp_losses",
-        "WGANGPModel",
-        "NanoVLMLoss",
-        "HRMLoss",
-        "StableMaxCrossEntropy",
-        "create_hrm_loss",
     ),
     "vision": (
         "AffineInvariantLoss",
@@ -61,13 +68,8 @@ FAMILY_NAMES = {
         "UncertaintyWeightingLayer",
         "MultiTaskModel",
     ),
-    "forecasting": (
-        "HuberLoss",
-        "MASELoss",
-        "SMAPELoss",
-        "MQLoss",
-    ),
 }
+# end generated
 
 META_DISTRIBUTION = "dl-techniques-losses"
 CORE_DISTRIBUTION = "dl-techniques-losses-core"

@@ -12,4 +12,5 @@ from dl_techniques.losses.forecasting.mase import MASELoss
 from dl_techniques.losses.forecasting.mq_loss import MQLoss
 from dl_techniques.losses.forecasting.smape import SMAPELoss
 
+# The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = ["HuberLoss", "MASELoss", "MQLoss", "SMAPELoss"]

@@ -11,6 +11,7 @@ from dl_techniques.losses.generative.wasserstein_gradient_penalty_loss import (
 from dl_techniques.losses.generative.wasserstein_loss import WassersteinLoss
 from dl_techniques.losses.generative.wgan_gp_model import WGANGPModel
 
+# The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "HRMLoss",
     "NanoVLMLoss",

@@ -10,6 +10,7 @@ from dl_techniques.losses.self_supervised.koleo_loss import KoLeoLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
 
+# The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "CLIPContrastiveLoss",
     "ClusteringLoss",

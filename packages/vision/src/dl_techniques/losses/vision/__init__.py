@@ -14,6 +14,7 @@ from dl_techniques.losses.vision.yolov12_multitask_loss import (
     create_yolov12_multitask_loss,
 )
 
+# The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "AffineInvariantLoss",
     "MultiTaskModel",
