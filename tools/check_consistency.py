@@ -16,6 +16,7 @@ It exits non-zero with one line per problem unless:
 - each package's wheel holds ``src/dl_techniques``, no package has
   ``dl_techniques/__init__.py``, no family ``dl_techniques/losses/__init__.py``,
   and each entry of a family lives in its family's module;
+- every wheel ships the LICENSE, and core's and each family's a ``py.typed``;
 - no wheel but core's contains ``dl_techniques/losses/__init__.py``, none
   contains ``dl_techniques/__init__.py``, the meta wheel holds only metadata,
   the template's wheel nothing under ``dl_techniques/``, and each wheel's
@@ -203,6 +204,21 @@ def _wheel_entry_points(archive):
     }
 
 
+def _typing_and_license_problems(wheel_name, package, files):
+    """Every wheel ships the license; every wheel with code ships ``py.typed`` (PEP 561)."""
+    problems = []
+    if not any(".dist-info/licenses/LICENSE" in name for name in files):
+        problems.append(f"{wheel_name}: no LICENSE in its .dist-info/licenses")
+    marker = {
+        "core": "dl_techniques/losses/core/py.typed",
+        "family": f"dl_techniques/losses/{package.family}/py.typed",
+        "template": None,
+    }.get(package.role)
+    if marker and marker not in files:
+        problems.append(f"{wheel_name}: lacks {marker}, so type checkers ignore its hints")
+    return problems
+
+
 def check_wheels(wheels, packages):
     """Checks the files and entry points inside built wheels.
 
@@ -254,6 +270,7 @@ def check_wheels(wheels, packages):
                 problems.append(
                     f"{wheel.name}: the meta wheel must hold only metadata; found {payload}"
                 )
+        problems += _typing_and_license_problems(wheel.name, package, files)
         if wheel_entry_points != package.all_entry_points():
             problems.append(
                 f"{wheel.name}: entry points {wheel_entry_points} differ from "
