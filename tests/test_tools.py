@@ -103,6 +103,26 @@ def test_a_family_wheel_with_losses_init_fails_the_check(tool, repository_copy):
     )
 
 
+def test_wheels_without_py_typed_or_license_fail_the_check(tool, repository_copy):
+    (
+        repository_copy / "packages/forecasting/src/dl_techniques/losses/forecasting/py.typed"
+    ).unlink()
+    (repository_copy / "packages/vision/LICENSE").unlink()
+
+    results = tool("check_consistency").run_checks(root=repository_copy, imports=False)
+
+    problems = results["wheel contents"]
+    assert any(
+        "dl_techniques_losses_forecasting" in problem
+        and "lacks dl_techniques/losses/forecasting/py.typed" in problem
+        for problem in problems
+    )
+    assert any(
+        "dl_techniques_losses_vision" in problem and "no LICENSE" in problem for problem in problems
+    )
+    assert len(problems) == 2
+
+
 def test_a_namespace_init_fails_the_check(tool, repository_copy):
     (repository_copy / "packages/core/src/dl_techniques/__init__.py").write_text("")
 
