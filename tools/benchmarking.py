@@ -1,16 +1,59 @@
-"""The timing harness the tools/bench_*.py scripts share.
+"""The timing harness of ``tools/bench.py`` and the ``Case`` its case modules define.
 
 Each timed call is one forward pass plus the gradient with respect to
-``y_pred``, compiled the way a training step is on the current backend, and
-the functions are called in a fresh shuffled order each round so machine load
-hits them alike.
+``y_pred``, compiled the way a training step is on the current backend
+(``jax.jit``; ``tf.function(jit_compile=True)``; eager torch, what Keras runs
+unless ``model.compile(jit_compile=True)`` is asked for, or ``torch.compile``),
+and the functions are called in a fresh shuffled order each round so machine
+load hits them alike.
 """
 
+import dataclasses
 import random
 import statistics
 import time
+from collections.abc import Callable
 
 import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmark of ``tools/bench.py``.
+
+    ``run(params, timing)`` builds the workload from ``params`` (``params`` with
+    the command line's ``--set`` overrides, parsed as the default's type), times
+    it with ``timing`` (a ``Timing``) and prints its table. ``quick`` holds the
+    sizes of ``--quick``, small enough to check in seconds that the case runs.
+    """
+
+    name: str
+    summary: str
+    run: Callable
+    params: dict = dataclasses.field(default_factory=dict)
+    quick: dict = dataclasses.field(default_factory=dict)
+    repetitions: int = 30
+    warmup: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How a case times its functions: rounds, warm-up calls and torch compilation."""
+
+    repetitions: int
+    warmup: int
+    torch_compile: bool
+
+    def medians(self, pairs):
+        """``time_pairs`` with these settings."""
+        return time_pairs(pairs, self.repetitions, self.warmup, self.torch_compile)
+
+    def print_header(self, workload):
+        """Prints the backend, its compile mode, ``workload`` and the number of rounds."""
+        print(
+            f"backend {keras.backend.backend()} ({compile_mode(self.torch_compile)}); "
+            f"{workload}, median of {self.repetitions}"
+        )
 
 
 def compiled_value_and_gradient(loss_fn, torch_compile):
@@ -74,22 +117,12 @@ def time_pairs(pairs, repetitions, warmup, torch_compile):
     return {label: statistics.median(times) for label, times in samples.items()}
 
 
-def add_timing_arguments(parser, repetitions, warmup):
-    """Adds ``--repetitions``, ``--warmup``, ``--torch-compile`` and ``--threads``."""
-    parser.add_argument("--repetitions", type=int, default=repetitions)
-    parser.add_argument("--warmup", type=int, default=warmup)
-    parser.add_argument("--torch-compile", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-
-
-def parse_timing_arguments(parser):
-    """Parses the arguments and pins torch's intra-op threads to ``--threads``."""
-    arguments = parser.parse_args()
-    if arguments.threads and keras.backend.backend() == "torch":
+def pin_torch_threads(threads):
+    """Pins torch's intra-op threads, which steadies eager timings on a shared machine."""
+    if threads and keras.backend.backend() == "torch":
         import torch
 
-        torch.set_num_threads(arguments.threads)
-    return arguments
+        torch.set_num_threads(threads)
 
 
 def compile_mode(torch_compile):
@@ -126,4 +159,30 @@ def print_ratio_table(title, labels, medians, baseline, unit="us", target=None):
         )
     if target is not None:
         worst = max(medians[label] / medians[baseline] for label in labels if label != baseline)
+        print(f"worst ratio {worst:.2f} (target <= {target})")
+
+
+def print_pair_table(pairs, medians, unit="us", target=None):
+    """Prints each function's median time next to its own baseline's, and their ratio.
+
+    Args:
+        pairs: ``(label, baseline label)`` rows, in order.
+        medians: ``{label: seconds}`` from ``time_pairs``, holding both sides.
+        unit: ``"us"`` or ``"ms"``.
+        target: When given, also prints the worst ratio against this target.
+    """
+    scale = {"us": 1e6, "ms": 1e3}[unit]
+    label_width = max(len("loss"), *(len(label) for label, _ in pairs)) + 2
+    baseline_width = max(len("baseline"), *(len(baseline) for _, baseline in pairs)) + 2
+    header = f"{'loss':<{label_width}}{unit:>10}  {'baseline':<{baseline_width}}{unit:>10}  ratio"
+    print(header)
+    print("-" * len(header))
+    for label, baseline in pairs:
+        ratio = medians[label] / medians[baseline]
+        print(
+            f"{label:<{label_width}}{medians[label] * scale:>10.1f}  "
+            f"{baseline:<{baseline_width}}{medians[baseline] * scale:>10.1f}  {ratio:>5.2f}"
+        )
+    if target is not None:
+        worst = max(medians[label] / medians[baseline] for label, baseline in pairs)
         print(f"worst ratio {worst:.2f} (target <= {target})")

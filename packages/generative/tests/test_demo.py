@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core.demo import Progress
-from dl_techniques.losses.generative import _demo_language, _demo_wgan, demo
+from dl_techniques.losses.generative import demo
+from dl_techniques.losses.generative.demo import language, wgan
 
 
 def test_encoding_marks_padding_with_the_ignore_id_and_starts_with_the_begin_mark():
     alphabet = ["_", "^", "a", "b", "."]
-    tokens, labels = _demo_language.encode(["ab.", "a."], alphabet)
+    tokens, labels = language.encode(["ab.", "a."], alphabet)
 
     np.testing.assert_array_equal(tokens, [[1, 2, 3, 4], [1, 2, 4, 0]])
     np.testing.assert_array_equal(labels, [[1, 2, 3, 4], [1, 2, 4, -100]])
@@ -21,12 +22,12 @@ def test_encoding_marks_padding_with_the_ignore_id_and_starts_with_the_begin_mar
 def test_grammar_perplexity_spreads_sentence_log_probability_over_characters():
     # Two sentences of 4 and 6 characters with probabilities 1/8 and 1/32:
     # cross-entropy (3 ln 2 + 5 ln 2) / 10 per character.
-    value = _demo_language.grammar_perplexity(["abc.", "abcde."], np.log([1 / 8, 1 / 32]))
+    value = language.grammar_perplexity(["abc.", "abcde."], np.log([1 / 8, 1 / 32]))
     assert value == pytest.approx(math.exp(8 * math.log(2) / 10))
 
 
 def test_sentence_log_probabilities_follow_the_grammar_choices():
-    sentences, log_probs = _demo_language.sample_sentences(np.random.default_rng(0), 200)
+    sentences, log_probs = language.sample_sentences(np.random.default_rng(0), 200)
     single = math.log(0.75 / (7 * 6 * 6 * 4))
     double = math.log(0.25 / (7 * 6 * 6 * 7 * 6 * 6 * 4))
     expected = [double if ", and " in sentence else single for sentence in sentences]
@@ -35,7 +36,7 @@ def test_sentence_log_probabilities_follow_the_grammar_choices():
 
 
 def test_language_demo_lowers_held_out_perplexity_from_the_uniform_guess(tmp_path):
-    rows = _demo_language.run_language_demo(
+    rows = language.run_language_demo(
         tmp_path, Progress(total=1), train_seconds=3.0, train_sentences=200
     )
 
@@ -43,7 +44,7 @@ def test_language_demo_lowers_held_out_perplexity_from_the_uniform_guess(tmp_pat
     vocab = values["uniform-guess perplexity (vocab size)"]
     before = values["held-out perplexity before training"]
     after = values["held-out perplexity after training"]
-    assert vocab == len(_demo_language.character_alphabet())
+    assert vocab == len(language.character_alphabet())
     assert 0.8 * vocab < before < 1.25 * vocab
     assert values["held-out perplexity of the generating grammar"] < after < before
 
@@ -55,11 +56,11 @@ def test_run_demo_reports_both_halves_and_writes_the_scatter_plot(tmp_path, monk
         ("_TIME_LIMIT_S", 2.0),
         ("_EVALUATION_SAMPLES", 512),
     ):
-        monkeypatch.setattr(_demo_wgan, constant, value)
+        monkeypatch.setattr(wgan, constant, value)
     fast_language = functools.partial(
-        _demo_language.run_language_demo, train_seconds=1.0, train_sentences=100
+        language.run_language_demo, train_seconds=1.0, train_sentences=100
     )
-    monkeypatch.setattr(_demo_language, "run_language_demo", fast_language)
+    monkeypatch.setattr(language, "run_language_demo", fast_language)
 
     rows = demo.run_demo(tmp_path, Progress(total=1))
 

@@ -5,9 +5,8 @@ import keras
 import numpy as np
 
 from dl_techniques.losses.core.demo import DemoRow, Progress
-from dl_techniques.losses.self_supervised import _demo_data
-from dl_techniques.losses.self_supervised._demo_dino import DINOStudentTeacher
-from dl_techniques.losses.self_supervised.demo import PLOT_FILE, TINY_SETTINGS, run_demo
+from dl_techniques.losses.self_supervised.demo import PLOT_FILE, TINY_SETTINGS, data, run_demo
+from dl_techniques.losses.self_supervised.demo.dino import DINOStudentTeacher
 
 
 def test_tiny_demo_reports_retrieval_and_embedding_spread_with_a_plot(tmp_path):
@@ -38,8 +37,8 @@ def test_tiny_demo_reports_retrieval_and_embedding_spread_with_a_plot(tmp_path):
 
 def test_demo_teacher_takes_an_ema_step_towards_the_student_inside_fit():
     rng = np.random.default_rng(0)
-    points, _ = _demo_data.clustered_points(rng, 16, clusters=2, latent_dim=3, input_dim=6)
-    crops = _demo_data.multi_crop_views(rng, points, global_crops=2, local_crops=1)
+    points, _ = data.clustered_points(rng, 16, clusters=2, latent_dim=3, input_dim=6)
+    crops = data.multi_crop_views(rng, points, global_crops=2, local_crops=1)
     model = DINOStudentTeacher(embedding_dim=4, out_dim=8, hidden=8, teacher_momentum=0.25)
     model.build(crops.shape)
     for weight in model.teacher_backbone.weights:

@@ -22,10 +22,10 @@ import keras
 import numpy as np
 
 from dl_techniques.losses.core.demo import DemoRow
-from dl_techniques.losses.self_supervised import _demo_data
-from dl_techniques.losses.self_supervised._demo_dino import DINOStudentTeacher
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.contrastive_logits_layer import ContrastiveLogitsLayer
+from dl_techniques.losses.self_supervised.demo import data
+from dl_techniques.losses.self_supervised.demo.dino import DINOStudentTeacher
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 
 PLOT_FILE = "self_supervised.png"
@@ -153,7 +153,7 @@ def _contrastive_setups():
 def _train_retrieval(loss, make_logits_layer, settings):
     keras.utils.set_random_seed(SEED)
     rng = np.random.default_rng(SEED)
-    images, texts = _demo_data.paired_modalities(
+    images, texts = data.paired_modalities(
         rng, settings.train_pairs + settings.test_pairs, LATENT_DIM, IMAGE_DIM, TEXT_DIM
     )
     train, test = slice(settings.train_pairs), slice(settings.train_pairs, None)
@@ -174,7 +174,7 @@ def _train_retrieval(loss, make_logits_layer, settings):
         shuffle=True,
         verbose=0,
     )
-    return _demo_data.top1_retrieval_accuracy(
+    return data.top1_retrieval_accuracy(
         _to_numpy(image_encoder(images[test])), _to_numpy(text_encoder(texts[test]))
     )
 
@@ -194,12 +194,12 @@ def _encoder(input_dim, name):
 def _train_dino(koleo_weight, settings):
     keras.utils.set_random_seed(SEED)
     rng = np.random.default_rng(SEED)
-    points, labels = _demo_data.clustered_points(
+    points, labels = data.clustered_points(
         rng, settings.train_points + settings.test_points, CLUSTERS, CLUSTER_LATENT_DIM, POINT_DIM
     )
     train_points, train_labels = points[: settings.train_points], labels[: settings.train_points]
     test_points, test_labels = points[settings.train_points :], labels[settings.train_points :]
-    crops = _demo_data.multi_crop_views(rng, train_points, GLOBAL_CROPS, LOCAL_CROPS)
+    crops = data.multi_crop_views(rng, train_points, GLOBAL_CROPS, LOCAL_CROPS)
 
     model = DINOStudentTeacher(
         embedding_dim=EMBEDDING_DIM,
@@ -208,7 +208,7 @@ def _train_dino(koleo_weight, settings):
         koleo_weight=koleo_weight,
     )
     model.build(crops.shape)
-    initial_std, initial_rank, _ = _demo_data.embedding_statistics(_embed(model, test_points))
+    initial_std, initial_rank, _ = data.embedding_statistics(_embed(model, test_points))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-3))
     model.fit(
         crops,
@@ -218,8 +218,8 @@ def _train_dino(koleo_weight, settings):
         verbose=0,
     )
     test_embeddings = _embed(model, test_points)
-    std, effective_rank, singular_values = _demo_data.embedding_statistics(test_embeddings)
-    nn_accuracy = _demo_data.nearest_neighbour_accuracy(
+    std, effective_rank, singular_values = data.embedding_statistics(test_embeddings)
+    nn_accuracy = data.nearest_neighbour_accuracy(
         _embed(model, train_points), train_labels, test_embeddings, test_labels
     )
     return {

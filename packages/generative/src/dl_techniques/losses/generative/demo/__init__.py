@@ -12,8 +12,8 @@ Two experiments on generated data:
 
 def run_demo(output_dir, progress):
     """Runs both experiments and returns their rows for the summary table."""
-    from dl_techniques.losses.generative._demo_language import run_language_demo
-    from dl_techniques.losses.generative._demo_wgan import run_wgan_demo
+    from dl_techniques.losses.generative.demo.language import run_language_demo
+    from dl_techniques.losses.generative.demo.wgan import run_wgan_demo
 
     rows = list(run_wgan_demo(output_dir, progress))
     rows.extend(run_language_demo(output_dir, progress))

@@ -14,9 +14,9 @@ Two experiments on generated images:
 import dataclasses
 import pathlib
 
-from dl_techniques.losses.vision._demo_depth import run_depth_demo
-from dl_techniques.losses.vision._demo_detection import run_detection_demo
-from dl_techniques.losses.vision._demo_segmentation import LOSS_NAMES, run_segmentation_demo
+from dl_techniques.losses.vision.demo.depth import run_depth_demo
+from dl_techniques.losses.vision.demo.detection import run_detection_demo
+from dl_techniques.losses.vision.demo.segmentation import LOSS_NAMES, run_segmentation_demo
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,118 @@
+"""Each forecasting loss against a plain keras.ops baseline of the same formula.
+
+Pairs (ours vs baseline), on the same inputs in the same run:
+
+- HuberLoss vs ``keras.losses.Huber``;
+- MQLoss vs an inline ``keras.ops`` pinball loss averaged over quantiles;
+- MASELoss vs an inline ``keras.ops`` MASE (concatenated history + target);
+- SMAPELoss vs an inline ``keras.ops`` sMAPE.
+
+The inline baselines return one value per sample and are wrapped in a minimal
+``keras.losses.Loss`` subclass, as ``model.compile(loss=fn)`` wraps a function,
+so both sides go through the same Keras reduction. The baselines skip the
+safety of the library losses (shape checks, the safe denominators that keep 0/0
+finite), so the ratio is what that safety costs. Target: ratio <= 1.1.
+"""
+
+import keras
+import numpy as np
+from benchmarking import Case, print_pair_table
+
+from dl_techniques.losses.forecasting import HuberLoss, MASELoss, MQLoss, SMAPELoss
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def inline_pinball(y_true, y_pred):
+    quantiles = keras.ops.convert_to_tensor(QUANTILES, dtype=y_pred.dtype)
+    error = keras.ops.expand_dims(y_true, axis=-1) - y_pred
+    pinball = keras.ops.maximum(quantiles * error, (quantiles - 1.0) * error)
+    return keras.ops.mean(pinball, axis=(1, 2))
+
+
+def inline_mase(seasonality):
+    def mase(history_and_target, y_pred):
+        horizon = y_pred.shape[1]
+        history = history_and_target[:, :-horizon]
+        target = history_and_target[:, -horizon:]
+        scale = keras.ops.mean(
+            keras.ops.abs(history[:, seasonality:] - history[:, :-seasonality]), axis=1
+        )
+        return keras.ops.mean(keras.ops.abs(target - y_pred), axis=1) / scale
+
+    return mase
+
+
+def inline_smape(y_true, y_pred):
+    ratio = 2.0 * keras.ops.abs(y_true - y_pred) / (keras.ops.abs(y_true) + keras.ops.abs(y_pred))
+    return keras.ops.mean(ratio, axis=1)
+
+
+class FunctionLoss(keras.losses.Loss):
+    """A per-sample function as a Keras loss, as ``compile(loss=fn)`` wraps it."""
+
+    def __init__(self, fn):
+        super().__init__(name=fn.__name__)
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def run_forecasting(params, timing):
+    batch, horizon, history = params["batch"], params["horizon"], params["history"]
+    seasonality = params["seasonality"]
+    rng = np.random.default_rng(0)
+
+    def tensor(*shape):
+        return keras.ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
+
+    target = tensor(batch, horizon)
+    forecast = tensor(batch, horizon)
+    quantile_forecast = tensor(batch, horizon, len(QUANTILES))
+    history_and_target = tensor(batch, history + horizon)
+
+    comparisons = [
+        ("HuberLoss", HuberLoss(), "keras.losses.Huber", keras.losses.Huber(), target, forecast),
+        (
+            "MQLoss",
+            MQLoss(quantiles=QUANTILES),
+            "inline pinball",
+            FunctionLoss(inline_pinball),
+            target,
+            quantile_forecast,
+        ),
+        (
+            "MASELoss",
+            MASELoss(seasonality=seasonality),
+            "inline MASE",
+            FunctionLoss(inline_mase(seasonality)),
+            history_and_target,
+            forecast,
+        ),
+        ("SMAPELoss", SMAPELoss(), "inline sMAPE", FunctionLoss(inline_smape), target, forecast),
+    ]
+    timed = []
+    for name, loss, baseline_name, baseline, y_true, y_pred in comparisons:
+        timed.append((name, loss, y_true, y_pred))
+        timed.append((baseline_name, baseline, y_true, y_pred))
+    medians = timing.medians(timed)
+    timing.print_header(
+        f"batch {batch}, horizon {horizon}, {len(QUANTILES)} quantiles, history {history}; "
+        "forward + gradient w.r.t. y_pred"
+    )
+    pairs = [(name, baseline_name) for name, _, baseline_name, *_ in comparisons]
+    print_pair_table(pairs, medians, "us", 1.1)
+
+
+CASES = [
+    Case(
+        "forecasting",
+        "HuberLoss, MQLoss, MASELoss, SMAPELoss vs keras.ops baselines (target ratio <= 1.1)",
+        run_forecasting,
+        params={"batch": 256, "horizon": 96, "history": 192, "seasonality": 24},
+        quick={"batch": 8, "horizon": 12, "history": 24, "seasonality": 4},
+        repetitions=300,
+        warmup=10,
+    )
+]

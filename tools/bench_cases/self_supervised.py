@@ -1,0 +1,145 @@
+"""CLIP and SigLIP against plain keras.ops losses, and SigLIP's chunked memory.
+
+``contrastive``: each timed call is one forward pass plus the gradient with
+respect to the image embeddings ``(B, D)`` (the text embeddings are fixed).
+Each library loss is paired with a plain ``keras.ops`` loss over the same
+logits: both L2-normalise the embeddings and take ``I T^T``; the CLIP baseline
+is the symmetric sparse categorical cross-entropy with labels ``arange(B)``,
+the SigLIP baseline ``binary_crossentropy(2 I - 1 > 0, t * S + b)`` summed over
+all pairs and divided by B.
+
+``siglip-memory`` (jax only): the forward + gradient of SigLIP is compiled with
+``jax.jit(...).lower(...).compile()`` and ``memory_analysis()`` reports the
+compiled program's temporary buffer bytes (``temp_size_in_bytes``: everything
+XLA allocates besides the arguments and outputs), without chunks and with
+``chunk_size`` columns per block.
+"""
+
+import keras
+import numpy as np
+from benchmarking import Case, print_pair_table
+
+from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
+
+TEMPERATURE = 0.07
+SIGLIP_SCALE = 10.0
+SIGLIP_BIAS = -10.0
+
+
+def _normalize(embeddings):
+    squared = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
+    return embeddings * keras.ops.rsqrt(keras.ops.maximum(squared, 1e-24))
+
+
+def _similarities(image, text):
+    return keras.ops.matmul(_normalize(image), keras.ops.transpose(_normalize(text)))
+
+
+def plain_clip(text):
+    def loss(y_true, image):
+        logits = _similarities(image, text) / TEMPERATURE
+        labels = keras.ops.arange(keras.ops.shape(logits)[0])
+        image_loss = keras.ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        text_loss = keras.ops.sparse_categorical_crossentropy(
+            labels, keras.ops.transpose(logits), from_logits=True
+        )
+        return 0.5 * (keras.ops.mean(image_loss) + keras.ops.mean(text_loss))
+
+    return loss
+
+
+def plain_siglip(text):
+    def loss(y_true, image):
+        logits = SIGLIP_SCALE * _similarities(image, text) + SIGLIP_BIAS
+        targets = keras.ops.eye(keras.ops.shape(logits)[0])
+        pairs = keras.ops.binary_crossentropy(targets, logits, from_logits=True)
+        return keras.ops.sum(pairs) / keras.ops.cast(keras.ops.shape(logits)[0], pairs.dtype)
+
+    return loss
+
+
+def on_embeddings(library_loss, text):
+    def loss(y_true, image):
+        return library_loss(None, {"image_embeddings": image, "text_embeddings": text})
+
+    return loss
+
+
+def run_contrastive(params, timing):
+    batch, dim = params["batch"], params["dim"]
+    rng = np.random.default_rng(0)
+    image = keras.ops.convert_to_tensor(rng.normal(size=(batch, dim)).astype("float32"))
+    text = keras.ops.convert_to_tensor(rng.normal(size=(batch, dim)).astype("float32"))
+    ignored = keras.ops.zeros((batch,))
+    functions = [
+        ("CLIPContrastiveLoss", on_embeddings(CLIPContrastiveLoss(TEMPERATURE), text)),
+        (
+            "SigLIPContrastiveLoss",
+            on_embeddings(SigLIPContrastiveLoss(SIGLIP_SCALE, SIGLIP_BIAS), text),
+        ),
+        ("plain CE (CLIP)", plain_clip(text)),
+        ("plain BCE (SigLIP)", plain_siglip(text)),
+    ]
+    medians = timing.medians([(label, fn, ignored, image) for label, fn in functions])
+    timing.print_header(
+        f"embeddings ({batch}, {dim}); forward + gradient w.r.t. the image embeddings"
+    )
+    pairs = [
+        ("CLIPContrastiveLoss", "plain CE (CLIP)"),
+        ("SigLIPContrastiveLoss", "plain BCE (SigLIP)"),
+    ]
+    print_pair_table(pairs, medians)
+
+
+def siglip_temp_bytes(batch, dim, chunk_size):
+    """Temporary bytes of the compiled SigLIP forward + gradient on jax."""
+    import jax
+    import jax.numpy as jnp
+
+    loss = SigLIPContrastiveLoss(SIGLIP_SCALE, SIGLIP_BIAS, chunk_size=chunk_size)
+    text = jnp.ones((batch, dim), "float32")
+
+    def objective(image):
+        return loss(None, {"image_embeddings": image, "text_embeddings": text})
+
+    image = jax.ShapeDtypeStruct((batch, dim), jnp.float32)
+    compiled = jax.jit(jax.value_and_grad(objective)).lower(image).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def run_siglip_memory(params, timing):
+    if keras.backend.backend() != "jax":
+        print("peak memory: measured on jax only (compiled memory analysis)")
+        return
+    batch, dim, chunk = params["batch"], params["dim"], params["chunk_size"]
+    whole = siglip_temp_bytes(batch, dim, None)
+    chunked = siglip_temp_bytes(batch, dim, chunk)
+    print(
+        f"SigLIP forward + gradient, B={batch}, D={dim}, XLA temp bytes: "
+        f"unchunked {whole / 2**20:.1f} MiB, chunk_size={chunk} {chunked / 2**20:.1f} MiB "
+        f"(ratio {whole / chunked:.1f}; one (B, B) float32 matrix is "
+        f"{batch * batch * 4 / 2**20:.1f} MiB)"
+    )
+
+
+CASES = [
+    Case(
+        "contrastive",
+        "CLIPContrastiveLoss, SigLIPContrastiveLoss vs plain keras.ops losses",
+        run_contrastive,
+        params={"batch": 256, "dim": 512},
+        quick={"batch": 16, "dim": 8},
+        repetitions=50,
+        warmup=5,
+    ),
+    Case(
+        "siglip-memory",
+        "XLA temporary bytes of SigLIP with and without chunk_size (jax only)",
+        run_siglip_memory,
+        params={"batch": 4096, "dim": 512, "chunk_size": 256},
+        quick={"batch": 64, "dim": 8, "chunk_size": 16},
+        repetitions=1,
+        warmup=0,
+    ),
+]

@@ -1,0 +1,185 @@
+"""The segmentation losses against keras.losses.Dice, lovasz's growth, and the YOLOv12 loss.
+
+``segmentation``: on ``(batch, size, size, classes)`` softmax probabilities and
+one-hot targets, ``create_segmentation_loss_function("dice")`` and ``("lovasz")``
+against ``keras.losses.Dice`` (which pools every class into one Dice, so it does
+less work than the per-class mean).
+
+``lovasz-growth``: Lovasz-softmax at growing sizes S: the median time, its
+ratio to the smallest size, and the ratios of ``P`` and ``P log P`` over the
+same sizes, ``P = batch * S * S`` being the pixels each class sorts. A time
+ratio that follows ``P log P`` (and not ``P^2``) shows the sort-based
+O(P log P) implementation.
+
+``yolo``: ``YOLOv12MultiTaskLoss(["detection"])`` per ``BATCHxBOXES``
+configuration, on random head logits and random ground-truth boxes per image (a
+quarter of the rows are padding), with its peak memory: on jax the compiled
+step's own buffers from XLA's memory analysis (temporaries + arguments +
+outputs); on the other backends the growth of the process's peak resident
+memory over the step (coarse: it includes allocator slack). The assigner's
+largest tensors are ``(B, G, A)``; the table divides the peak by ``4 B G A``
+bytes (one float32 ``(B, G, A)`` tensor), a ratio that stays bounded as ``G``
+grows if memory is O(B x G x A).
+"""
+
+import math
+import resource
+
+import keras
+import numpy as np
+from benchmarking import Case, compiled_value_and_gradient, finish, print_ratio_table
+
+from dl_techniques.losses.vision.segmentation_loss import create_segmentation_loss_function
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+from dl_techniques.losses.vision.yolov12_multitask_loss import YOLOv12MultiTaskLoss
+
+DICE_BASELINE = "keras.losses.Dice"
+
+
+def segmentation_inputs(rng, batch, size, classes):
+    """One-hot targets and softmax probabilities of shape ``(batch, size, size, classes)``."""
+    labels = rng.integers(0, classes, size=(batch, size, size))
+    one_hot = np.eye(classes, dtype="float32")[labels]
+    logits = rng.normal(size=(batch, size, size, classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    return (
+        keras.ops.convert_to_tensor(one_hot),
+        keras.ops.convert_to_tensor(probabilities.astype("float32")),
+    )
+
+
+def _factory_loss(name, classes):
+    return create_segmentation_loss_function(name, SegmentationLossConfig(num_classes=classes))
+
+
+def run_segmentation(params, timing):
+    batch, size, classes = params["batch"], params["size"], params["classes"]
+    rng = np.random.default_rng(0)
+    y_true, y_pred = segmentation_inputs(rng, batch, size, classes)
+    losses = [
+        ("dice", _factory_loss("dice", classes)),
+        ("lovasz", _factory_loss("lovasz", classes)),
+        (DICE_BASELINE, keras.losses.Dice()),
+    ]
+    medians = timing.medians([(label, loss, y_true, y_pred) for label, loss in losses])
+    timing.print_header(
+        f"input ({batch}, {size}, {size}, {classes}); forward + gradient w.r.t. y_pred"
+    )
+    print_ratio_table("loss", [label for label, _ in losses], medians, DICE_BASELINE, "ms")
+
+
+def run_lovasz_growth(params, timing):
+    batch, classes = params["batch"], params["classes"]
+    sizes = [int(size) for size in params["sizes"].split(",")]
+    lovasz = _factory_loss("lovasz", classes)
+    rng = np.random.default_rng(0)
+    growth = {}
+    for size in sizes:
+        y_true, y_pred = segmentation_inputs(rng, batch, size, classes)
+        growth[size] = timing.medians([("lovasz", lovasz, y_true, y_pred)])["lovasz"]
+    timing.print_header(f"lovasz on ({batch}, S, S, {classes}); forward + gradient w.r.t. y_pred")
+    header = f"{'S':>5}{'ms':>10}{'time ratio':>12}{'P ratio':>10}{'P log P ratio':>15}"
+    print(header)
+    print("-" * len(header))
+    smallest = sizes[0]
+    pixels_smallest = batch * smallest * smallest
+    for size in sizes:
+        pixels = batch * size * size
+        print(
+            f"{size:>5}{growth[size] * 1e3:>10.2f}{growth[size] / growth[smallest]:>12.2f}"
+            f"{pixels / pixels_smallest:>10.2f}"
+            f"{pixels * math.log(pixels) / (pixels_smallest * math.log(pixels_smallest)):>15.2f}"
+        )
+
+
+def random_detection_batch(rng, batch, boxes, image_size, classes, num_anchors, channels):
+    corners = rng.uniform(0, image_size - 40, size=(batch, boxes, 2))
+    sizes = rng.uniform(4, 160, size=(batch, boxes, 2))
+    far = np.minimum(corners + sizes, image_size)
+    labels = rng.integers(0, classes, size=(batch, boxes, 1)).astype("float32")
+    labels[:, boxes - boxes // 4 :] = -1.0
+    gt = np.concatenate([labels, corners, far], -1).astype("float32")
+    head = rng.normal(0, 1, size=(batch, num_anchors, channels)).astype("float32")
+    return keras.ops.convert_to_tensor(gt), keras.ops.convert_to_tensor(head)
+
+
+def jax_step_bytes(loss, gt, head):
+    import jax
+
+    step = jax.jit(jax.value_and_grad(lambda y_pred, y_true: loss(y_true, y_pred)))
+    analysis = step.lower(head, gt).compile().memory_analysis()
+    if analysis is None:
+        return None
+    return (
+        analysis.temp_size_in_bytes
+        + analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+    )
+
+
+def peak_rss_growth(loss, gt, head):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step = compiled_value_and_gradient(loss, torch_compile=False)
+    finish(step(head, gt))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
+def run_yolo(params, timing):
+    image_size, classes = params["image_size"], params["classes"]
+    loss = YOLOv12MultiTaskLoss(
+        ["detection"], num_detection_classes=classes, input_shape=(image_size, image_size)
+    )
+    num_anchors, channels = loss.num_anchors, 4 * loss.reg_max + classes
+    backend = keras.backend.backend()
+    rng = np.random.default_rng(0)
+    timing.print_header(
+        f"{image_size}x{image_size} input ({num_anchors} anchors), {classes} classes; "
+        "forward + gradient w.r.t. the head"
+    )
+    header = f"{'B x G':<9}{'ms/step':>10}{'peak MiB':>11}{'peak / (4 B G A)':>18}"
+    print(header)
+    print("-" * len(header))
+    for config in params["configs"].split(","):
+        batch, boxes = (int(part) for part in config.split("x"))
+        gt, head = random_detection_batch(
+            rng, batch, boxes, image_size, classes, num_anchors, channels
+        )
+        peak = (
+            jax_step_bytes(loss, gt, head) if backend == "jax" else peak_rss_growth(loss, gt, head)
+        )
+        seconds = timing.medians([(config, loss, gt, head)])[config]
+        unit = 4 * batch * boxes * num_anchors
+        peak_text = "n/a" if peak is None else f"{peak / 2**20:.0f}"
+        ratio_text = "n/a" if peak is None else f"{peak / unit:.1f}"
+        print(f"{config:<9}{seconds * 1e3:>10.1f}{peak_text:>11}{ratio_text:>18}", flush=True)
+
+
+CASES = [
+    Case(
+        "segmentation",
+        'create_segmentation_loss_function "dice", "lovasz" vs keras.losses.Dice',
+        run_segmentation,
+        params={"batch": 4, "size": 128, "classes": 19},
+        quick={"batch": 1, "size": 16, "classes": 3},
+        repetitions=30,
+        warmup=3,
+    ),
+    Case(
+        "lovasz-growth",
+        "Lovasz-softmax time over growing image sizes against P and P log P",
+        run_lovasz_growth,
+        params={"batch": 4, "classes": 19, "sizes": "64,128,256"},
+        quick={"batch": 1, "classes": 3, "sizes": "8,16,32"},
+        repetitions=30,
+        warmup=3,
+    ),
+    Case(
+        "yolo",
+        "YOLOv12 detection loss time and peak memory per BATCHxBOXES configuration",
+        run_yolo,
+        params={"configs": "8x20,16x100", "image_size": 640, "classes": 80},
+        quick={"configs": "2x4", "image_size": 160, "classes": 4},
+        repetitions=10,
+        warmup=2,
+    ),
+]
