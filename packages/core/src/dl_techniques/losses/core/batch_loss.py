@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import distributed, numerics, validation
 
 
 class BatchLoss(keras.losses.Loss):
@@ -24,8 +24,11 @@ class BatchLoss(keras.losses.Loss):
     - ``sample_weight`` as a tensor in the compute dtype (or ``None``), for
       :meth:`batch_value` to apply as frequency weights inside the statistic,
       or to reject with a ``ValueError``;
-    - a single reduction (the statistic is the reduction; ``reduction`` has
-      no effect), the result cast to the loss dtype;
+    - a single reduction (the statistic is the reduction), the result cast
+      to the loss dtype and, under ``tf.distribute``, divided by the replica
+      count as Keras divides its mean reductions
+      (``distributed.scale_for_replicas``; not for ``reduction="sum"`` or
+      ``"none"``, which Keras does not scale either);
     - value checks on the first eager call only (see
       :mod:`dl_techniques.losses.core.validation`).
 
@@ -75,6 +78,8 @@ class BatchLoss(keras.losses.Loss):
                 keras.tree.map_structure(self._as_compute_tensor, y_pred),
                 weights,
             )
+            if self.reduction not in (None, "none", "sum"):
+                value = distributed.scale_for_replicas(value)
             return keras.ops.cast(value, self.dtype)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:

@@ -67,6 +67,24 @@ def replica_count():
     return 1
 
 
+def scale_for_replicas(value):
+    """Divides a batch-level loss by the replica count under ``tf.distribute``.
+
+    ``MirroredStrategy`` sums the replicas' gradients, so Keras divides every
+    mean-reduced loss by the number of replicas in sync; a loss that reduces
+    itself does the same to train as one device does. On jax
+    (``keras.distribution``, one global batch) and torch DDP (gradients
+    averaged) the value is returned as it is.
+
+    Returns:
+        ``value / replica_count()`` on tensorflow, ``value`` otherwise.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    count = replica_count()
+    return value if count == 1 else value / count
+
+
 def all_gather(x, axis=0):
     """Concatenates every replica's ``x`` along ``axis``, in replica order.
 

@@ -8,13 +8,13 @@ the score of each local sample's own pair.
 """
 
 import dataclasses
-import math
-import numbers
+from typing import Any
 
 import keras
 
 from dl_techniques.losses.core import numerics
 from dl_techniques.losses.core.distributed import all_gather, replica_count
+from dl_techniques.losses.core.shapes import shapes_match, sizes_differ, static_shape
 
 IMAGE_LOGITS = "logits_per_image"
 TEXT_LOGITS = "logits_per_text"
@@ -50,19 +50,19 @@ class PairedBatch:
             or ``None`` for the logits forms.
     """
 
-    image_rows: object
-    text_rows: object
-    positives: object
-    text_positives: object = None
-    image: object = None
-    texts: object = None
+    image_rows: Any
+    text_rows: Any
+    positives: Any
+    text_positives: Any = None
+    image: Any = None
+    texts: Any = None
 
     @property
-    def from_embeddings(self):
+    def from_embeddings(self) -> bool:
         return self.image is not None
 
 
-def parse_prediction(loss_name, y_pred, need_text_rows):
+def parse_prediction(loss_name: str, y_pred: Any, need_text_rows: bool) -> PairedBatch:
     """Returns the :class:`PairedBatch` of ``y_pred``, computed in float32 for half inputs.
 
     With embeddings, both batches are L2-normalised and, under
@@ -100,7 +100,7 @@ def parse_prediction(loss_name, y_pred, need_text_rows):
     return _from_logits(loss_name, keras.ops.convert_to_tensor(y_pred), None)
 
 
-def ignored_target(y_true):
+def ignored_target(y_true: Any) -> Any:
     """Returns a placeholder for a missing `y_true`, which the losses ignore.
 
     ``keras.losses.Loss.__call__`` converts `y_true` to a tensor, which fails
@@ -109,7 +109,7 @@ def ignored_target(y_true):
     return 0.0 if y_true is None else y_true
 
 
-def check_embedding_shapes(owner_name, image, text):
+def check_embedding_shapes(owner_name: str, image: Any, text: Any) -> None:
     """Raises ``ValueError`` unless both embeddings are ``(B, D)`` with equal B and D."""
     image_shape, text_shape = static_shape(image), static_shape(text)
     if len(image_shape) != 2 or len(text_shape) != 2:
@@ -118,9 +118,7 @@ def check_embedding_shapes(owner_name, image, text):
             f"(B, D); got image_embeddings shape {image_shape} and text_embeddings "
             f"shape {text_shape}."
         )
-    if not (
-        _dims_match(image_shape[0], text_shape[0]) and _dims_match(image_shape[1], text_shape[1])
-    ):
+    if not shapes_match(image_shape, text_shape):
         raise ValueError(
             f"{owner_name}: `image_embeddings` and `text_embeddings` must have the same "
             f"batch size and dimension; got image_embeddings shape {image_shape} and "
@@ -128,25 +126,10 @@ def check_embedding_shapes(owner_name, image, text):
         )
 
 
-def l2_normalize(embeddings):
+def l2_normalize(embeddings: Any) -> Any:
     """Divides each row by its L2 norm, floored at 1e-12 (a zero row stays zero)."""
     squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
     return embeddings * keras.ops.rsqrt(keras.ops.maximum(squared_norm, _NORM_EPSILON**2))
-
-
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def is_positive_number(value):
-    """Whether ``value`` is a finite real number > 0 (booleans excluded)."""
-    return is_real_number(value) and value > 0
-
-
-def is_real_number(value):
-    """Whether ``value`` is a finite real number (booleans excluded)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _from_logits(loss_name, image_logits, text_logits):
@@ -158,7 +141,7 @@ def _from_logits(loss_name, image_logits, text_logits):
     text_logits = numerics.as_float(numerics.upcast_half(text_logits), image_logits)
     _check_square(loss_name, "logits_per_text", text_logits)
     image_shape, text_shape = static_shape(image_logits), static_shape(text_logits)
-    if not _dims_match(image_shape[0], text_shape[0]):
+    if sizes_differ(image_shape[0], text_shape[0]):
         raise ValueError(
             f"{loss_name}: `logits_per_image` and `logits_per_text` must have the same "
             f"shape (B, B); got logits_per_image shape {image_shape} and logits_per_text "
@@ -189,12 +172,8 @@ def _from_embeddings(loss_name, image, text, need_text_rows):
 
 def _check_square(loss_name, argument, logits):
     shape = static_shape(logits)
-    if len(shape) != 2 or not _dims_match(shape[0], shape[1]):
+    if len(shape) != 2 or sizes_differ(shape[0], shape[1]):
         raise ValueError(
             f"{loss_name}: `{argument}` must be a square (B, B) matrix, one row per "
             f"sample; got shape {shape}. `y_pred` must be {_FORMS}."
         )
-
-
-def _dims_match(first, second):
-    return first is None or second is None or first == second

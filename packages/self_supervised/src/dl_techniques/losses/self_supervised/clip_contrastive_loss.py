@@ -1,5 +1,7 @@
 """CLIP's symmetric image-text contrastive loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import validation
@@ -77,18 +79,15 @@ class CLIPContrastiveLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        temperature=0.07,
-        label_smoothing=0.0,
-        reduction="sum_over_batch_size",
-        name="clip_contrastive_loss",
-        dtype=None,
-    ):
-        if temperature is not None and not _contrastive.is_positive_number(temperature):
-            raise ValueError(
-                "CLIPContrastiveLoss: `temperature` must be a finite number > 0 or None; "
-                f"got temperature={temperature!r}."
-            )
-        if not _contrastive.is_real_number(label_smoothing) or not 0 <= label_smoothing < 1:
+        temperature: float | None = 0.07,
+        label_smoothing: float = 0.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "clip_contrastive_loss",
+        dtype: Any = None,
+    ) -> None:
+        if temperature is not None:
+            validation.check_positive("CLIPContrastiveLoss", "temperature", temperature)
+        if not validation.is_real_number(label_smoothing) or not 0 <= label_smoothing < 1:
             raise ValueError(
                 "CLIPContrastiveLoss: `label_smoothing` must be a number in [0, 1); "
                 f"got label_smoothing={label_smoothing!r}."
@@ -97,11 +96,11 @@ class CLIPContrastiveLoss(keras.losses.Loss):
         self.temperature = None if temperature is None else float(temperature)
         self.label_smoothing = float(label_smoothing)
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    # Keras' Loss.__call__ converts y_true to a tensor, which fails for the ignored None.
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         return super().__call__(_contrastive.ignored_target(y_true), y_pred, sample_weight)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         batch = _contrastive.parse_prediction(type(self).__name__, y_pred, need_text_rows=True)
         image_rows, image_positives = batch.image_rows, batch.positives
         text_rows, text_positives = batch.text_rows, batch.text_positives
@@ -129,7 +128,7 @@ class CLIPContrastiveLoss(keras.losses.Loss):
         mean_logit = keras.ops.sum(rows, axis=-1) / columns
         return cross_entropy + self.label_smoothing * (positives - mean_logit)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

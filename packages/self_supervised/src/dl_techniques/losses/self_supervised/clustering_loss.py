@@ -1,12 +1,13 @@
 """Deep clustering loss: DEC self-training plus a cluster-balance term."""
 
-import math
-import numbers
+from typing import Any
 
 import keras
 
 from dl_techniques.losses.core import distributed, numerics, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.core.shapes import sizes_differ, static_shape
 
 _NAME = "ClusteringLoss"
 
@@ -15,11 +16,11 @@ _NAME = "ClusteringLoss"
 # the floor changes no float32 value, while gradients stay finite.
 _LOG_FLOOR = 1e-30
 
-_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+_PER_SAMPLE_REDUCTIONS = (None, "none")
 
 
 @register_serializable
-class ClusteringLoss(keras.losses.Loss):
+class ClusteringLoss(BatchLoss):
     """Deep embedded clustering (DEC) loss with a cluster-balance term.
 
     ``y_pred`` holds soft cluster assignments ``q`` of shape ``(B, K)``, each
@@ -41,14 +42,15 @@ class ClusteringLoss(keras.losses.Loss):
     loss_i  = distance_weight * KL_i + distribution_weight * balance
     ```
 
-    ``call`` returns ``loss_i`` per sample, shape ``(B,)``; the default
-    reduction gives ``distance_weight * mean_i KL_i + distribution_weight *
+    With ``reduction=None`` the loss returns ``loss_i`` per sample, shape
+    ``(B,)``; the default reduction gives ``distance_weight * mean_i KL_i + distribution_weight *
     balance``. Terms with ``q_ij = 0`` contribute 0 (their log is floored),
     so the value and gradient stay finite for one-hot rows.
 
     The loss is batch-level (``f`` and ``q_bar`` are batch statistics), so
     ``sample_weight`` is a frequency weight acting inside them: ``f_j = sum_i
     w_i q_ij``, ``q_bar = sum_i w_i q_i / sum_i w_i``, and the mean reductions
+    (``"sum_over_batch_size"``, ``"mean"``, ``"mean_with_sample_weight"``)
     divide ``sum_i w_i loss_i`` by ``sum_i w_i``. An integer weight ``k`` on a
     row equals repeating the row ``k`` times and a weight of 0 drops it (all
     weights 0 give 0). ``reduction="sum"`` returns ``sum_i w_i loss_i`` and
@@ -75,8 +77,9 @@ class ClusteringLoss(keras.losses.Loss):
             0.5.
         target_power: Exponent ``a > 0`` that sharpens the target; 2 is DEC's.
             Defaults to 2.0.
-        reduction: Keras reduction of the per-sample values. Defaults to
-            ``"sum_over_batch_size"``.
+        reduction: Keras reduction name, applied by the loss itself to the
+            per-sample values with ``sample_weight`` as frequency weights
+            (see above). Defaults to ``"sum_over_batch_size"``.
         name: Name of the loss instance. Defaults to ``"clustering_loss"``.
         dtype: Dtype of the loss computations; float16 and bfloat16 inputs
             are computed in float32. Defaults to ``keras.backend.floatx()``.
@@ -90,48 +93,30 @@ class ClusteringLoss(keras.losses.Loss):
     ```
     """
 
-    _frequency_weights = None
-
     def __init__(
         self,
-        distance_weight=1.0,
-        distribution_weight=0.5,
-        target_power=2.0,
-        reduction="sum_over_batch_size",
-        name="clustering_loss",
-        dtype=None,
-    ):
-        self.distance_weight = _checked_number("distance_weight", distance_weight, ">= 0")
-        self.distribution_weight = _checked_number(
-            "distribution_weight", distribution_weight, ">= 0"
-        )
-        self.target_power = _checked_number("target_power", target_power, "> 0")
+        distance_weight: float = 1.0,
+        distribution_weight: float = 0.5,
+        target_power: float = 2.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "clustering_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_non_negative(_NAME, "distance_weight", distance_weight)
+        validation.check_non_negative(_NAME, "distribution_weight", distribution_weight)
+        validation.check_positive(_NAME, "target_power", target_power)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.distance_weight = float(distance_weight)
+        self.distribution_weight = float(distribution_weight)
+        self.target_power = float(target_power)
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        assignments = y_pred
+        _check_assignments(assignments)
         if sample_weight is None:
-            return super().__call__(y_true, y_pred)
-        assignments = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        _check_assignments(assignments)
-        weights = _frequency_weights(sample_weight, assignments, self.dtype)
-        if self.reduction in _MEAN_REDUCTIONS:
-            # Keras divides the weighted sum by the batch size; weights
-            # rescaled to mean 1 turn that into a division by their sum.
-            reduction_weights = _divide_or_zero(
-                weights, distributed.all_mean(keras.ops.mean(weights))
-            )
+            weights = keras.ops.ones_like(assignments[:, 0])
         else:
-            reduction_weights = weights
-        self._frequency_weights = weights
-        try:
-            return super().__call__(y_true, y_pred, sample_weight=reduction_weights)
-        finally:
-            self._frequency_weights = None
-
-    def call(self, y_true, y_pred):
-        assignments = numerics.upcast_half(y_pred)
-        _check_assignments(assignments)
+            weights = _frequency_weights(sample_weight, assignments)
         # Outside [0, 1] the floored logs and the KL terms have no meaning
         # and give a finite, wrong value. The rule is check_probabilities',
         # but its hint names from_logits, which this loss does not have.
@@ -143,13 +128,21 @@ class ClusteringLoss(keras.losses.Loss):
             1.0,
             hint="Pass soft assignments, e.g. a softmax over cluster logits.",
         )
-        weights = self._frequency_weights
-        if weights is None:
-            weights = keras.ops.ones_like(assignments[:, 0])
-        else:
-            weights = numerics.as_float(weights, assignments)
-        weights = keras.ops.expand_dims(weights, axis=-1)
+        weighted_values = weights * self._sample_values(assignments, weights)
+        if self.reduction in _PER_SAMPLE_REDUCTIONS:
+            return weighted_values
+        total = keras.ops.sum(weighted_values)
+        if self.reduction == "sum":
+            return total
+        # sum_i w_i over every replica, as the local batch size times the
+        # replicas' mean weight, so that N replicas give one device's mean.
+        batch = keras.ops.cast(keras.ops.shape(weights)[0], weights.dtype)
+        weight_total = batch * distributed.all_mean(keras.ops.mean(weights))
+        return numerics.safe_divide(total, weight_total)
 
+    def _sample_values(self, assignments: Any, weights: Any) -> Any:
+        """``loss_i`` of every sample, with frequency weights in the batch statistics."""
+        weights = keras.ops.expand_dims(weights, axis=-1)
         log_assignments = keras.ops.log(keras.ops.maximum(assignments, _LOG_FLOOR))
         # The global batch sum up to a factor (the replica count), which the
         # normalisation of each target row cancels.
@@ -162,7 +155,9 @@ class ClusteringLoss(keras.losses.Loss):
             keras.ops.exp(log_target) * (log_target - log_assignments), axis=-1
         )
 
-        mean_assignment = _divide_or_zero(frequency, distributed.all_mean(keras.ops.sum(weights)))
+        mean_assignment = numerics.safe_divide(
+            frequency, distributed.all_mean(keras.ops.sum(weights))
+        )
         num_clusters = keras.ops.cast(keras.ops.shape(assignments)[-1], assignments.dtype)
         log_mean_assignment = keras.ops.log(keras.ops.maximum(mean_assignment, _LOG_FLOOR))
         balance = keras.ops.sum(
@@ -170,7 +165,7 @@ class ClusteringLoss(keras.losses.Loss):
         )
         return self.distance_weight * divergence + self.distribution_weight * balance
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -180,22 +175,8 @@ class ClusteringLoss(keras.losses.Loss):
         }
 
 
-def _checked_number(argument, value, bound):
-    valid = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0.0 if bound == ">= 0" else value > 0.0)
-    )
-    if not valid:
-        raise ValueError(
-            f"{_NAME}: `{argument}` must be a finite number {bound}; got {argument}={value!r}."
-        )
-    return float(value)
-
-
-def _check_assignments(assignments):
-    shape = tuple(assignments.shape)
+def _check_assignments(assignments: Any) -> None:
+    shape = static_shape(assignments)
     if len(shape) != 2:
         raise ValueError(
             f"{_NAME}: `y_pred` must be soft assignments of shape (batch, num_clusters); "
@@ -203,25 +184,18 @@ def _check_assignments(assignments):
         )
 
 
-def _frequency_weights(sample_weight, assignments, dtype):
-    weights = numerics.upcast_half(keras.ops.convert_to_tensor(sample_weight, dtype=dtype))
-    given_shape = tuple(weights.shape)
+def _frequency_weights(sample_weight: Any, assignments: Any) -> Any:
+    """Returns ``sample_weight`` (a scalar, ``(B,)`` or ``(B, 1)``) as shape ``(B,)``."""
+    given_shape = static_shape(sample_weight)
+    weights = sample_weight
     if len(given_shape) == 0:
         weights = weights * keras.ops.ones_like(assignments[:, 0])
     elif len(given_shape) == 2 and given_shape[-1] == 1:
         weights = keras.ops.squeeze(weights, axis=-1)
-    weight_shape, batch = tuple(weights.shape), assignments.shape[0]
-    if len(weight_shape) != 1 or (
-        weight_shape[0] is not None and batch is not None and weight_shape[0] != batch
-    ):
+    weight_shape = static_shape(weights)
+    if len(weight_shape) != 1 or sizes_differ(weight_shape[0], assignments.shape[0]):
         raise ValueError(
             f"{_NAME}: `sample_weight` must be a scalar or have shape (batch,) or (batch, 1); "
-            f"got sample_weight shape {given_shape} and y_pred shape {tuple(assignments.shape)}."
+            f"got sample_weight shape {given_shape} and y_pred shape {static_shape(assignments)}."
         )
     return weights
-
-
-def _divide_or_zero(numerator, denominator):
-    positive = denominator > 0
-    safe = keras.ops.where(positive, denominator, keras.ops.ones_like(denominator))
-    return keras.ops.where(positive, numerator / safe, keras.ops.zeros_like(numerator))

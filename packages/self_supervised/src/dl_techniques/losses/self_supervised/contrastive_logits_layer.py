@@ -1,9 +1,11 @@
 """The learnable logit scale (and SigLIP bias) of a contrastive model."""
 
 import math
+from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
@@ -62,27 +64,21 @@ class ContrastiveLogitsLayer(keras.layers.Layer):
 
     def __init__(
         self,
-        initial_scale=1.0 / 0.07,
-        max_scale=100.0,
-        use_bias=False,
-        initial_bias=-10.0,
-        **kwargs,
-    ):
-        if not _contrastive.is_positive_number(max_scale):
-            raise ValueError(
-                "ContrastiveLogitsLayer: `max_scale` must be a finite number > 0; "
-                f"got max_scale={max_scale!r}."
-            )
-        if not _contrastive.is_positive_number(initial_scale) or initial_scale > max_scale:
+        initial_scale: float = 1.0 / 0.07,
+        max_scale: float = 100.0,
+        use_bias: bool = False,
+        initial_bias: float = -10.0,
+        **kwargs: Any,
+    ) -> None:
+        owner = type(self).__name__
+        validation.check_positive(owner, "max_scale", max_scale)
+        if not (validation.is_real_number(initial_scale) and 0 < initial_scale <= max_scale):
             raise ValueError(
                 "ContrastiveLogitsLayer: `initial_scale` must be a finite number in "
                 f"(0, max_scale={max_scale!r}]; got initial_scale={initial_scale!r}."
             )
-        if not isinstance(use_bias, bool):
-            raise ValueError(
-                f"ContrastiveLogitsLayer: `use_bias` must be a bool; got use_bias={use_bias!r}."
-            )
-        if not _contrastive.is_real_number(initial_bias):
+        validation.check_bool(owner, "use_bias", use_bias)
+        if not validation.is_real_number(initial_bias):
             raise ValueError(
                 "ContrastiveLogitsLayer: `initial_bias` must be a finite number; "
                 f"got initial_bias={initial_bias!r}."
@@ -107,11 +103,11 @@ class ContrastiveLogitsLayer(keras.layers.Layer):
             )
 
     @property
-    def scale(self):
+    def scale(self) -> Any:
         """The current scale ``exp(t')``, a scalar tensor."""
         return keras.ops.exp(self.log_scale)
 
-    def call(self, inputs):
+    def call(self, inputs: tuple[Any, Any]) -> Any:
         image, text = inputs
         _contrastive.check_embedding_shapes(type(self).__name__, image, text)
         similarities = keras.ops.matmul(
@@ -123,11 +119,11 @@ class ContrastiveLogitsLayer(keras.layers.Layer):
             logits = logits + self.bias
         return logits
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, int | None]:
         image_shape, text_shape = input_shape
         return (image_shape[0], text_shape[0])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "initial_scale": self.initial_scale,

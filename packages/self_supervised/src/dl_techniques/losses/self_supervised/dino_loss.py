@@ -1,16 +1,13 @@
 """DINO self-distillation loss over multi-crop views."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.numerics import upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.self_supervised._dino_checks import (
-    check_dimension,
-    check_momentum,
-    check_positive,
-    static_shape,
-)
+from dl_techniques.losses.core.shapes import static_shape
 from dl_techniques.losses.self_supervised._sinkhorn import sinkhorn_knopp_assignments
 from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
 
@@ -97,27 +94,23 @@ class DINOLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        out_dim=65536,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9,
-        num_global_crops=2,
-        centering="centering",
-        reduction="sum_over_batch_size",
-        name="dino_loss",
-        dtype=None,
-    ):
+        out_dim: int = 65536,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.04,
+        center_momentum: float = 0.9,
+        num_global_crops: int = 2,
+        centering: str = "centering",
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "dino_loss",
+        dtype: Any = None,
+    ) -> None:
         owner = type(self).__name__
-        check_dimension(owner, "out_dim", out_dim)
-        check_positive(owner, "student_temp", student_temp)
-        check_positive(owner, "teacher_temp", teacher_temp)
-        check_momentum(owner, center_momentum)
-        check_dimension(owner, "num_global_crops", num_global_crops)
-        if centering not in _CENTERINGS:
-            raise ValueError(
-                f"{owner}: `centering` must be one of {list(_CENTERINGS)}; "
-                f"got centering={centering!r}."
-            )
+        validation.check_positive_int(owner, "out_dim", out_dim)
+        validation.check_positive(owner, "student_temp", student_temp)
+        validation.check_positive(owner, "teacher_temp", teacher_temp)
+        validation.check_interval(owner, "center_momentum", center_momentum, 0.0, 1.0)
+        validation.check_positive_int(owner, "num_global_crops", num_global_crops)
+        validation.check_choice(owner, "centering", centering, _CENTERINGS)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.out_dim = int(out_dim)
         self.student_temp = float(student_temp)
@@ -133,15 +126,15 @@ class DINOLoss(keras.losses.Loss):
         )
 
     @property
-    def center(self):
+    def center(self) -> Any:
         """The current centre, shape ``(1, out_dim)``."""
         return keras.ops.convert_to_tensor(self.state.center)
 
-    def set_teacher_temp(self, value):
+    def set_teacher_temp(self, value: float) -> None:
         """Sets the teacher temperature from the next step on (see ``TeacherCenterLayer``)."""
         self.state.set_teacher_temp(value)
 
-    def update_center(self, teacher_output):
+    def update_center(self, teacher_output: Any) -> None:
         """EMA step of the centre towards the mean teacher row, across replicas.
 
         A non-finite ``teacher_output`` leaves the centre unchanged, in eager
@@ -154,7 +147,7 @@ class DINOLoss(keras.losses.Loss):
         )
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         teacher, student = self._crop_major(upcast_half(y_true), upcast_half(y_pred))
         self.state.note_use(student, type(self).__name__)
         global_crops = self.num_global_crops
@@ -232,7 +225,7 @@ class DINOLoss(keras.losses.Loss):
             _check_views(owner, global_crops, student_rows // images, shapes)
         return teacher, student
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,11 +1,10 @@
 """Feature alignment with a tolerance margin, as in Depth Anything."""
 
-import math
-import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "FeatureAlignmentLoss"
@@ -71,17 +70,13 @@ class FeatureAlignmentLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        margin=0.85,
-        reduction="sum_over_batch_size",
-        name="feature_alignment_loss",
-        dtype=None,
-    ):
-        if (
-            not isinstance(margin, numbers.Real)
-            or isinstance(margin, bool)
-            or not math.isfinite(margin)
-            or not -1.0 < margin <= 1.0
-        ):
+        margin: float = 0.85,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "feature_alignment_loss",
+        dtype: Any = None,
+    ) -> None:
+        # The interval is open at -1, which core's closed check_interval cannot say.
+        if not (validation.is_real_number(margin) and -1.0 < margin <= 1.0):
             raise ValueError(
                 f"{_NAME}: `margin` must be a cosine similarity in (-1, 1]; got margin={margin!r}."
             )
@@ -89,23 +84,11 @@ class FeatureAlignmentLoss(keras.losses.Loss):
         self.margin = float(margin)
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_pred = numerics.upcast_half(y_pred)
         y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
-        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
-        if len(pred_shape) < 2:
-            raise ValueError(
-                f"{_NAME}: `y_pred` must have shape (batch, dim) or (batch, ..., channels); "
-                f"got y_pred shape {pred_shape}."
-            )
-        if len(true_shape) != len(pred_shape) or any(
-            a is not None and b is not None and a != b
-            for a, b in zip(true_shape, pred_shape, strict=True)
-        ):
-            raise ValueError(
-                f"{_NAME}: `y_true` and `y_pred` must have the same shape; got y_true shape "
-                f"{true_shape} and y_pred shape {pred_shape}."
-            )
+        shapes.check_min_rank(_NAME, "y_pred", y_pred, 2, "(batch, dim) or (batch, ..., channels)")
+        shapes.check_same_shape(_NAME, y_true, y_pred)
 
         similarity = keras.ops.sum(_l2_normalize(y_true) * _l2_normalize(y_pred), axis=-1)
         # Tested as "at or above the margin" so that a NaN similarity, which
@@ -117,7 +100,7 @@ class FeatureAlignmentLoss(keras.losses.Loss):
             return term
         return keras.ops.mean(term, axis=tuple(range(1, len(term.shape))))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

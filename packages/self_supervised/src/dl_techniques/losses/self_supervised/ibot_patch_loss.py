@@ -1,16 +1,13 @@
 """iBOT masked-patch self-distillation loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import validation
-from dl_techniques.losses.core.numerics import upcast_half
+from dl_techniques.losses.core.numerics import upcast_half, weighted_mean
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.self_supervised._dino_checks import (
-    check_dimension,
-    check_momentum,
-    check_positive,
-    static_shape,
-)
+from dl_techniques.losses.core.shapes import static_shape
 from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
 
 _TEACHER_KEY = "teacher_patches"
@@ -85,19 +82,19 @@ class iBOTPatchLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        patch_out_dim,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9,
-        reduction="sum_over_batch_size",
-        name="ibot_patch_loss",
-        dtype=None,
-    ):
+        patch_out_dim: int,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.04,
+        center_momentum: float = 0.9,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "ibot_patch_loss",
+        dtype: Any = None,
+    ) -> None:
         owner = type(self).__name__
-        check_dimension(owner, "patch_out_dim", patch_out_dim)
-        check_positive(owner, "student_temp", student_temp)
-        check_positive(owner, "teacher_temp", teacher_temp)
-        check_momentum(owner, center_momentum)
+        validation.check_positive_int(owner, "patch_out_dim", patch_out_dim)
+        validation.check_positive(owner, "student_temp", student_temp)
+        validation.check_positive(owner, "teacher_temp", teacher_temp)
+        validation.check_interval(owner, "center_momentum", center_momentum, 0.0, 1.0)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.patch_out_dim = int(patch_out_dim)
         self.student_temp = float(student_temp)
@@ -110,8 +107,11 @@ class iBOTPatchLoss(keras.losses.Loss):
             name=f"{name}_state",
         )
 
+    # The third positional argument is the mask, not Keras' sample_weight.
     @validation.checks_values
-    def __call__(self, y_true, y_pred, mask=None, sample_weight=None):
+    def __call__(
+        self, y_true: Any, y_pred: Any, mask: Any | None = None, sample_weight: Any | None = None
+    ) -> Any:
         owner = type(self).__name__
         if isinstance(y_true, dict):
             if set(y_true) != {_TEACHER_KEY, _MASK_KEY}:
@@ -143,15 +143,15 @@ class iBOTPatchLoss(keras.losses.Loss):
         return super().__call__(targets, y_pred, sample_weight=sample_weight)
 
     @property
-    def center(self):
+    def center(self) -> Any:
         """The current patch centre, shape ``(1, patch_out_dim)``."""
         return keras.ops.convert_to_tensor(self.state.center)
 
-    def set_teacher_temp(self, value):
+    def set_teacher_temp(self, value: float) -> None:
         """Sets the teacher temperature from the next step on (see ``TeacherCenterLayer``)."""
         self.state.set_teacher_temp(value)
 
-    def update_center(self, teacher_patches, mask):
+    def update_center(self, teacher_patches: Any, mask: Any) -> None:
         """EMA step of the centre towards the mean masked teacher token, across replicas.
 
         A non-finite ``teacher_patches`` leaves the centre unchanged, in eager
@@ -167,7 +167,7 @@ class iBOTPatchLoss(keras.losses.Loss):
             teacher_patches, mask=mask, owner=type(self).__name__, argument="teacher_patches"
         )
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         teacher = upcast_half(y_true[_TEACHER_KEY])
         student = upcast_half(y_pred)
         mask = y_true[_MASK_KEY]
@@ -182,8 +182,7 @@ class iBOTPatchLoss(keras.losses.Loss):
         student_log_probs = keras.ops.log_softmax(student / self.student_temp, axis=-1)
         patch_loss = -keras.ops.sum(teacher_probs * student_log_probs, axis=-1)
         weights = keras.ops.cast(keras.ops.cast(mask, "bool"), patch_loss.dtype)
-        masked_patches = keras.ops.sum(weights, axis=-1)
-        return keras.ops.sum(patch_loss * weights, axis=-1) / keras.ops.maximum(masked_patches, 1.0)
+        return weighted_mean(patch_loss, weights, axis=-1)
 
     def _check_shapes(self, teacher, student, mask):
         owner = type(self).__name__
@@ -211,7 +210,7 @@ class iBOTPatchLoss(keras.losses.Loss):
                     f"(B, N); {shapes}."
                 )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

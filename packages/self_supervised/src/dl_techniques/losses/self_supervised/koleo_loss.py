@@ -1,12 +1,12 @@
 """Kozachenko-Leonenko differential-entropy regulariser for embeddings."""
 
-import math
-import numbers
+from typing import Any
 
 import keras
 
 from dl_techniques.losses.core import numerics, validation
 from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.core.shapes import static_shape
 
 _NAME = "KoLeoLoss"
 
@@ -81,27 +81,19 @@ class KoLeoLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        epsilon=1e-8,
-        reduction="sum_over_batch_size",
-        name="koleo_loss",
-        dtype=None,
-    ):
-        if (
-            not isinstance(epsilon, numbers.Real)
-            or isinstance(epsilon, bool)
-            or not math.isfinite(epsilon)
-            or epsilon <= 0.0
-        ):
-            raise ValueError(
-                f"{_NAME}: `epsilon` must be a finite number > 0; got epsilon={epsilon!r}."
-            )
+        epsilon: float = 1e-8,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "koleo_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_positive(_NAME, "epsilon", epsilon)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.epsilon = float(epsilon)
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         embeddings = numerics.upcast_half(y_pred)
-        shape = tuple(embeddings.shape)
+        shape = static_shape(embeddings)
         if len(shape) != 2 or (shape[0] is not None and shape[0] < 2):
             raise ValueError(
                 f"{_NAME}: `y_pred` must be embeddings of shape (batch, dim) with batch >= 2, "
@@ -126,7 +118,7 @@ class KoLeoLoss(keras.losses.Loss):
         distance = keras.ops.sqrt(keras.ops.sum(keras.ops.square(offset), axis=-1))
         return -keras.ops.log(distance + self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,6 +1,6 @@
 """SigLIP's pairwise sigmoid image-text loss, optionally chunked over texts."""
 
-import numbers
+from typing import Any
 
 import keras
 
@@ -80,19 +80,16 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        temperature=10.0,
-        bias=-10.0,
-        chunk_size=None,
-        reduction="sum_over_batch_size",
-        name="siglip_contrastive_loss",
-        dtype=None,
-    ):
-        if temperature is not None and not _contrastive.is_positive_number(temperature):
-            raise ValueError(
-                "SigLIPContrastiveLoss: `temperature` must be a finite number > 0 or None; "
-                f"got temperature={temperature!r}."
-            )
-        if bias is not None and not _contrastive.is_real_number(bias):
+        temperature: float | None = 10.0,
+        bias: float | None = -10.0,
+        chunk_size: int | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "siglip_contrastive_loss",
+        dtype: Any = None,
+    ) -> None:
+        if temperature is not None:
+            validation.check_positive("SigLIPContrastiveLoss", "temperature", temperature)
+        if bias is not None and not validation.is_real_number(bias):
             raise ValueError(
                 f"SigLIPContrastiveLoss: `bias` must be a finite number or None; got bias={bias!r}."
             )
@@ -107,25 +104,18 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
                 f"and bias={bias!r}. Pass bias=None, or temperature=1.0 to add a fixed "
                 "bias to logits that already carry their scale."
             )
-        if chunk_size is not None and (
-            not isinstance(chunk_size, numbers.Integral)
-            or isinstance(chunk_size, bool)
-            or chunk_size < 1
-        ):
-            raise ValueError(
-                "SigLIPContrastiveLoss: `chunk_size` must be an integer >= 1 or None; "
-                f"got chunk_size={chunk_size!r}."
-            )
+        if chunk_size is not None:
+            validation.check_positive_int("SigLIPContrastiveLoss", "chunk_size", chunk_size)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = None if temperature is None else float(temperature)
         self.bias = None if bias is None else float(bias)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    # Keras' Loss.__call__ converts y_true to a tensor, which fails for the ignored None.
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         return super().__call__(_contrastive.ignored_target(y_true), y_pred, sample_weight)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         batch = _contrastive.parse_prediction(type(self).__name__, y_pred, need_text_rows=False)
         positives = self._logits(batch.positives)
         if batch.from_embeddings:
@@ -180,7 +170,7 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
     def _softplus_row_sum(self, similarities):
         return keras.ops.sum(keras.ops.softplus(self._logits(similarities)), axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -6,13 +6,8 @@ import keras
 
 from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.distributed import all_mean
-from dl_techniques.losses.core.numerics import holds_values, upcast_half
+from dl_techniques.losses.core.numerics import holds_values, safe_divide, upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.self_supervised._dino_checks import (
-    check_dimension,
-    check_momentum,
-    check_positive,
-)
 
 
 @register_serializable
@@ -59,10 +54,17 @@ class TeacherCenterLayer(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, out_dim, center_momentum=0.9, teacher_temp=0.04, **kwargs):
-        check_dimension(type(self).__name__, "out_dim", out_dim)
-        check_momentum(type(self).__name__, center_momentum)
-        check_positive(type(self).__name__, "teacher_temp", teacher_temp)
+    def __init__(
+        self,
+        out_dim: int,
+        center_momentum: float = 0.9,
+        teacher_temp: float = 0.04,
+        **kwargs: Any,
+    ) -> None:
+        owner = type(self).__name__
+        validation.check_positive_int(owner, "out_dim", out_dim)
+        validation.check_interval(owner, "center_momentum", center_momentum, 0.0, 1.0)
+        validation.check_positive(owner, "teacher_temp", teacher_temp)
         super().__init__(**kwargs)
         self.out_dim = int(out_dim)
         self.center_momentum = float(center_momentum)
@@ -88,17 +90,17 @@ class TeacherCenterLayer(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return self.teacher_probabilities(inputs)
 
-    def teacher_probabilities(self, teacher_logits):
+    def teacher_probabilities(self, teacher_logits: Any) -> Any:
         """Returns ``softmax((teacher_logits - c) / tau_t)`` over the last axis."""
         teacher_logits = upcast_half(teacher_logits)
         center = keras.ops.cast(self.center, teacher_logits.dtype)
         temperature = keras.ops.cast(self.teacher_temp, teacher_logits.dtype)
         return keras.ops.softmax((teacher_logits - center) / temperature, axis=-1)
 
-    def set_teacher_temp(self, value):
+    def set_teacher_temp(self, value: float) -> None:
         """Sets the teacher temperature used from the next step on.
 
         Raises:
@@ -107,7 +109,7 @@ class TeacherCenterLayer(keras.layers.Layer):
                 into a compiled step because the model does not track this
                 layer (JAX), so the change would be silently ignored.
         """
-        check_positive(type(self).__name__, "teacher_temp", value)
+        validation.check_positive(type(self).__name__, "teacher_temp", value)
         if self._untracked_trace_owner is not None:
             raise RuntimeError(
                 f"{self._untracked_trace_owner}: set_teacher_temp({value!r}) would be "
@@ -178,7 +180,7 @@ class TeacherCenterLayer(keras.layers.Layer):
             masked_sum = all_mean(keras.ops.sum(rows * weights, axis=0, keepdims=True))
             masked_count = all_mean(keras.ops.sum(weights))
             has_rows = masked_count > 0
-            batch_center = masked_sum / keras.ops.where(has_rows, masked_count, 1.0)
+            batch_center = safe_divide(masked_sum, masked_count)
             new_center = keras.ops.where(has_rows, self._moved(batch_center, rows.dtype), kept)
         # One flag for the whole centre: a partly updated centre would mix
         # two steps. After all_mean the flag is the same on every replica.
@@ -186,7 +188,7 @@ class TeacherCenterLayer(keras.layers.Layer):
         new_center = keras.ops.where(finite, new_center, kept)
         self.center.assign(keras.ops.cast(new_center, self.center.dtype))
 
-    def check_tracked(self, tensor, owner, action):
+    def check_tracked(self, tensor: Any, owner: str, action: str) -> None:
         """Raises when ``tensor`` is traced under JAX but this layer is not tracked.
 
         Inside a jit-compiled step a tracked variable's value is itself a
@@ -203,7 +205,7 @@ class TeacherCenterLayer(keras.layers.Layer):
                 "subclass) so that fit threads its variables through the step."
             )
 
-    def note_use(self, tensor, owner):
+    def note_use(self, tensor: Any, owner: str) -> None:
         """Records that ``owner`` read the temperature into an untracked jit trace."""
         if keras.backend.backend() != "jax" or holds_values(tensor):
             return
@@ -214,7 +216,7 @@ class TeacherCenterLayer(keras.layers.Layer):
         momentum = self.center_momentum
         return momentum * keras.ops.cast(self.center, dtype) + (1.0 - momentum) * batch_center
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "out_dim": self.out_dim,
