@@ -105,3 +105,8 @@ def test_compiled_fit_and_save_reload(tmp_path):
     assert reloaded.evaluate(PRED, TRUE.astype("float32"), verbose=0) == pytest.approx(
         model.evaluate(PRED, TRUE.astype("float32"), verbose=0), rel=1e-6
     )
+
+
+def test_a_python_list_mixing_ints_and_floats_is_one_tensor():
+    value = PooledAbsoluteError()([[0, 1], [1, 1.0], [0, 0]], PRED.tolist())
+    assert _value(value) == pytest.approx(ERRORS.mean())

@@ -1,8 +1,10 @@
 """The base class of losses whose value is one scalar per batch."""
 
+import numbers
 from typing import Any
 
 import keras
+import numpy as np
 
 from dl_techniques.losses.core import distributed, numerics, validation
 
@@ -73,25 +75,34 @@ class BatchLoss(keras.losses.Loss):
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
         with keras.name_scope(self.name):
             weights = None if sample_weight is None else self._as_compute_tensor(sample_weight)
-            value = self.batch_value(
-                keras.tree.map_structure(self._as_compute_tensor, y_true),
-                keras.tree.map_structure(self._as_compute_tensor, y_pred),
-                weights,
-            )
+            value = self.batch_value(self._to_tensors(y_true), self._to_tensors(y_pred), weights)
             if self.reduction not in (None, "none", "sum"):
                 value = distributed.scale_for_replicas(value)
             return keras.ops.cast(value, self.dtype)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         # Keras' Loss.__call__ reaches here only for per-sample configurations.
-        return self.batch_value(
-            keras.tree.map_structure(self._as_compute_tensor, y_true),
-            keras.tree.map_structure(self._as_compute_tensor, y_pred),
-            None,
-        )
+        return self.batch_value(self._to_tensors(y_true), self._to_tensors(y_pred), None)
+
+    def _to_tensors(self, value: Any) -> Any:
+        # Dicts and tuples are structures of inputs; a (nested) list of
+        # numbers is one tensor, as it is to keras.ops.convert_to_tensor.
+        if isinstance(value, dict):
+            return {key: self._to_tensors(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)) and not _holds_only_numbers(value):
+            return type(value)(self._to_tensors(item) for item in value)
+        if value is None:
+            return None
+        return self._as_compute_tensor(value)
 
     def _as_compute_tensor(self, value: Any) -> Any:
         tensor = keras.ops.convert_to_tensor(value)
         if keras.backend.is_float_dtype(keras.backend.standardize_dtype(tensor.dtype)):
             return keras.ops.cast(tensor, self.compute_dtype)
         return tensor
+
+
+def _holds_only_numbers(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_holds_only_numbers(item) for item in value)
+    return isinstance(value, (numbers.Number, np.generic))

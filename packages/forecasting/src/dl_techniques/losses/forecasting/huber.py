@@ -1,9 +1,12 @@
 """Huber loss for robust regression and point forecasting."""
 
+from typing import Any
+
 import keras
 
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.forecasting import _shapes
+from dl_techniques.losses.forecasting import _per_sample
 
 
 @register_serializable
@@ -48,32 +51,29 @@ class HuberLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        delta=1.0,
-        reduction="sum_over_batch_size",
-        name="huber_loss",
-        dtype=None,
-    ):
-        if not _shapes.is_real_number(delta) or delta <= 0:
-            raise ValueError(
-                f"HuberLoss: `delta` must be a finite number > 0; got delta={delta!r}."
-            )
+        delta: float = 1.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "huber_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_positive("HuberLoss", "delta", delta)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.delta = float(delta)
 
-    def call(self, y_true, y_pred):
-        y_true, y_pred = _shapes.as_float_pair(y_true, y_pred)
-        y_true, y_pred = _shapes.squeeze_trailing_unit_axis(y_true, y_pred)
-        _shapes.check_min_rank("HuberLoss", "y_pred", y_pred, 1, "(batch, ...)")
-        _shapes.check_same_shape("HuberLoss", y_true, y_pred)
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true, y_pred = _per_sample.as_float_pair(y_true, y_pred)
+        y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
+        shapes.check_min_rank("HuberLoss", "y_pred", y_pred, 1, "(batch, ...)")
+        shapes.check_same_shape("HuberLoss", y_true, y_pred)
 
         abs_error = keras.ops.abs(y_pred - y_true)
         delta = keras.ops.cast(self.delta, y_pred.dtype)
         quadratic = 0.5 * keras.ops.square(abs_error)
         linear = delta * (abs_error - 0.5 * delta)
         per_element = keras.ops.where(abs_error <= delta, quadratic, linear)
-        return _shapes.mean_over_non_batch_axes(per_element)
+        return _per_sample.mean_over_non_batch_axes(per_element)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,11 +1,12 @@
 """Mean absolute scaled error, scaled by the in-sample seasonal naive error."""
 
-import numbers
+from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import numerics, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.forecasting import _shapes
+from dl_techniques.losses.forecasting import _per_sample
 
 _DICT_KEYS = ("target", "insample")
 
@@ -67,23 +68,16 @@ class MASELoss(keras.losses.Loss):
 
     def __init__(
         self,
-        seasonality=1,
-        reduction="sum_over_batch_size",
-        name="mase_loss",
-        dtype=None,
-    ):
-        if (
-            not isinstance(seasonality, numbers.Integral)
-            or isinstance(seasonality, bool)
-            or seasonality < 1
-        ):
-            raise ValueError(
-                f"MASELoss: `seasonality` must be an integer >= 1; got seasonality={seasonality!r}."
-            )
+        seasonality: int = 1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "mase_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_positive_int("MASELoss", "seasonality", seasonality)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.seasonality = int(seasonality)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         target, insample, y_pred = self._split(y_true, y_pred)
 
         forecast_error = keras.ops.mean(keras.ops.abs(target - y_pred), axis=1)
@@ -91,15 +85,10 @@ class MASELoss(keras.losses.Loss):
             insample[:, self.seasonality :] - insample[:, : -self.seasonality]
         )
         scale = keras.ops.mean(naive_error, axis=1)
-        # Double where: the inverse of a zero scale is taken of a safe 1 and
-        # then replaced by 0, so the branch not taken stays finite and the
-        # series contributes 0 with a finite (zero) gradient.
-        has_scale = scale > 0
-        safe_scale = keras.ops.where(has_scale, scale, keras.ops.ones_like(scale))
-        inverse_scale = keras.ops.where(has_scale, 1.0 / safe_scale, keras.ops.zeros_like(scale))
-        return _shapes.mean_over_non_batch_axes(forecast_error * inverse_scale)
+        # A series with a zero scale contributes 0, with a finite (zero) gradient.
+        return _per_sample.mean_over_non_batch_axes(numerics.safe_divide(forecast_error, scale))
 
-    def _split(self, y_true, y_pred):
+    def _split(self, y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
         """Returns ``(target, insample, y_pred)`` after checking their shapes."""
         layout = "(batch, horizon[, series])"
         if isinstance(y_true, dict):
@@ -108,29 +97,29 @@ class MASELoss(keras.losses.Loss):
                     "MASELoss: a dict `y_true` must have exactly the keys "
                     f"{list(_DICT_KEYS)}; got keys {sorted(y_true)}."
                 )
-            target, y_pred = _shapes.as_float_pair(y_true["target"], y_pred)
-            insample = _shapes.as_float_pair(y_true["insample"], y_pred)[0]
-            target, y_pred = _shapes.squeeze_trailing_unit_axis(target, y_pred)
-            _shapes.check_min_rank("MASELoss", "y_pred", y_pred, 2, layout)
-            _shapes.check_same_shape("MASELoss", target, y_pred, 'y_true["target"]')
-            insample, _ = _shapes.squeeze_trailing_unit_axis(insample, y_pred)
+            target, y_pred = _per_sample.as_float_pair(y_true["target"], y_pred)
+            insample = _per_sample.as_float_pair(y_true["insample"], y_pred)[0]
+            target, y_pred = shapes.squeeze_trailing_unit_axis(target, y_pred)
+            shapes.check_min_rank("MASELoss", "y_pred", y_pred, 2, layout)
+            shapes.check_same_shape("MASELoss", target, y_pred, 'y_true["target"]')
+            insample, _ = shapes.squeeze_trailing_unit_axis(insample, y_pred)
             expected = (y_pred.shape[0], None, *y_pred.shape[2:])
-            if not _shapes.shapes_match(_shapes.static_shape(insample), expected):
+            if not shapes.shapes_match(shapes.static_shape(insample), expected):
                 raise ValueError(
                     'MASELoss: `y_true["insample"]` must have shape '
                     "(batch, insample_length[, series]) matching y_pred's batch "
                     f"and series axes; got insample shape "
-                    f"{_shapes.static_shape(insample)} and y_pred shape "
-                    f"{_shapes.static_shape(y_pred)}."
+                    f"{shapes.static_shape(insample)} and y_pred shape "
+                    f"{shapes.static_shape(y_pred)}."
                 )
         else:
-            y_true, y_pred = _shapes.as_float_pair(y_true, y_pred)
-            y_true, y_pred = _shapes.squeeze_trailing_unit_axis(y_true, y_pred)
-            _shapes.check_min_rank("MASELoss", "y_pred", y_pred, 2, layout)
-            true_shape = _shapes.static_shape(y_true)
-            pred_shape = _shapes.static_shape(y_pred)
+            y_true, y_pred = _per_sample.as_float_pair(y_true, y_pred)
+            y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
+            shapes.check_min_rank("MASELoss", "y_pred", y_pred, 2, layout)
+            true_shape = shapes.static_shape(y_true)
+            pred_shape = shapes.static_shape(y_pred)
             expected = (pred_shape[0], None, *pred_shape[2:])
-            if not _shapes.shapes_match(true_shape, expected):
+            if not shapes.shapes_match(true_shape, expected):
                 raise ValueError(
                     "MASELoss: `y_true` must be a dict {'target', 'insample'} or "
                     "a tensor (batch, insample_length + horizon[, series]) "
@@ -151,16 +140,16 @@ class MASELoss(keras.losses.Loss):
             insample = y_true[:, :insample_length]
             target = y_true[:, insample_length:]
 
-        insample_length = _shapes.static_shape(insample)[1]
+        insample_length = shapes.static_shape(insample)[1]
         if insample_length is not None and insample_length <= self.seasonality:
             raise ValueError(
                 "MASELoss: the in-sample history must be longer than "
                 f"`seasonality`={self.seasonality}; got insample length "
-                f"{insample_length} (y_pred shape {_shapes.static_shape(y_pred)})."
+                f"{insample_length} (y_pred shape {shapes.static_shape(y_pred)})."
             )
         return target, insample, y_pred
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,9 +1,13 @@
 """Multi-quantile pinball loss for probabilistic forecasts."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.forecasting import _shapes
+from dl_techniques.losses.forecasting import _per_sample
 
 
 @register_serializable
@@ -52,17 +56,17 @@ class MQLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        quantiles=(0.1, 0.5, 0.9),
-        reduction="sum_over_batch_size",
-        name="mq_loss",
-        dtype=None,
-    ):
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "mq_loss",
+        dtype: Any = None,
+    ) -> None:
         self.quantiles = _validated_quantiles(quantiles)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        y_true, y_pred = _shapes.as_float_pair(y_true, y_pred)
-        pred_shape = _shapes.static_shape(y_pred)
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true, y_pred = _per_sample.as_float_pair(y_true, y_pred)
+        pred_shape = shapes.static_shape(y_pred)
         num_quantiles = len(self.quantiles)
         if len(pred_shape) < 2 or pred_shape[-1] not in (None, num_quantiles):
             raise ValueError(
@@ -70,10 +74,10 @@ class MQLoss(keras.losses.Loss):
                 f"with num_quantiles={num_quantiles} for quantiles "
                 f"{self.quantiles}; got y_pred shape {pred_shape}."
             )
-        true_shape = _shapes.static_shape(y_true)
-        if _shapes.shapes_match(true_shape, pred_shape[:-1]):
+        true_shape = shapes.static_shape(y_true)
+        if shapes.shapes_match(true_shape, pred_shape[:-1]):
             y_true = keras.ops.expand_dims(y_true, axis=-1)
-        elif not _shapes.shapes_match(true_shape, pred_shape[:-1] + (1,)):
+        elif not shapes.shapes_match(true_shape, pred_shape[:-1] + (1,)):
             raise ValueError(
                 "MQLoss: `y_true` must have the shape of y_pred without its "
                 "quantile axis, or with a trailing 1 instead of it; got y_true "
@@ -84,9 +88,9 @@ class MQLoss(keras.losses.Loss):
         error = y_true - y_pred
         # q max(e, 0) + (1 - q) max(-e, 0) written as a single maximum.
         pinball = keras.ops.maximum(quantiles * error, (quantiles - 1.0) * error)
-        return _shapes.mean_over_non_batch_axes(pinball)
+        return _per_sample.mean_over_non_batch_axes(pinball)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -94,7 +98,7 @@ class MQLoss(keras.losses.Loss):
         }
 
 
-def _validated_quantiles(quantiles):
+def _validated_quantiles(quantiles: Any) -> list[float]:
     """Returns the quantiles as a list of floats, or raises ``ValueError``."""
     if isinstance(quantiles, (str, bytes)) or not hasattr(quantiles, "__iter__"):
         raise ValueError(
@@ -105,7 +109,7 @@ def _validated_quantiles(quantiles):
     if not values:
         raise ValueError("MQLoss: `quantiles` must hold at least one quantile; got [].")
     for value in values:
-        if not _shapes.is_real_number(value) or not 0.0 < value < 1.0:
+        if not validation.is_real_number(value) or not 0.0 < value < 1.0:
             raise ValueError(
                 "MQLoss: every quantile must be a number in the open interval "
                 f"(0, 1); got {value!r} in quantiles={values!r}."

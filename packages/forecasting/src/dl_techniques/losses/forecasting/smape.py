@@ -1,9 +1,12 @@
 """Symmetric mean absolute percentage error."""
 
+from typing import Any
+
 import keras
 
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.forecasting import _shapes
+from dl_techniques.losses.forecasting import _per_sample
 
 # Denominators at or below this floor (0/0 included) are raised by 1. Such an
 # element then contributes |y - yhat| <= 2**-60, i.e. 0 to float32 precision,
@@ -57,31 +60,28 @@ class SMAPELoss(keras.losses.Loss):
 
     def __init__(
         self,
-        percentage=False,
-        reduction="sum_over_batch_size",
-        name="smape_loss",
-        dtype=None,
-    ):
-        if not isinstance(percentage, bool):
-            raise ValueError(
-                f"SMAPELoss: `percentage` must be a bool; got percentage={percentage!r}."
-            )
+        percentage: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "smape_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_bool("SMAPELoss", "percentage", percentage)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.percentage = percentage
 
-    def call(self, y_true, y_pred):
-        y_true, y_pred = _shapes.as_float_pair(y_true, y_pred)
-        y_true, y_pred = _shapes.squeeze_trailing_unit_axis(y_true, y_pred)
-        _shapes.check_min_rank("SMAPELoss", "y_pred", y_pred, 1, "(batch, ...)")
-        _shapes.check_same_shape("SMAPELoss", y_true, y_pred)
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true, y_pred = _per_sample.as_float_pair(y_true, y_pred)
+        y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
+        shapes.check_min_rank("SMAPELoss", "y_pred", y_pred, 1, "(batch, ...)")
+        shapes.check_same_shape("SMAPELoss", y_true, y_pred)
 
         denominator = keras.ops.abs(y_true) + keras.ops.abs(y_pred)
         vanishing = keras.ops.cast(denominator <= _DENOMINATOR_FLOOR, denominator.dtype)
         ratio = keras.ops.abs(y_true - y_pred) / (denominator + vanishing)
         factor = 200.0 if self.percentage else 2.0
-        return factor * _shapes.mean_over_non_batch_axes(ratio)
+        return factor * _per_sample.mean_over_non_batch_axes(ratio)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

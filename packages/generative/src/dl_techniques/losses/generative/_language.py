@@ -8,44 +8,23 @@ before any cross-entropy op sees them and are then zero-weighted, so an
 ``ignore_index`` such as -100 never indexes a logit on any backend.
 """
 
-import math
 import numbers
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import distributed, validation
+from dl_techniques.losses.core import distributed, numerics, shapes, validation
 
-_HALF_DTYPES = ("float16", "bfloat16")
 LM_LOSS_TYPES = ("stable_max", "softmax")
 
 
-def is_real_number(value):
-    """Whether ``value`` is a finite real number (bools excluded)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def check_ignore_index(owner, ignore_index):
+def check_ignore_index(owner: str, ignore_index: Any) -> int:
     """Raises ``ValueError`` unless ``ignore_index`` is an int."""
     if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
         raise ValueError(
             f"{owner}: `ignore_index` must be an int; got ignore_index={ignore_index!r}."
         )
     return int(ignore_index)
-
-
-def compute_dtype(loss):
-    """The dtype the loss computes in: float32 for a half-precision loss dtype."""
-    return "float32" if loss.dtype in _HALF_DTYPES else loss.dtype
-
-
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
 
 
 def token_inputs(
@@ -68,14 +47,8 @@ def token_inputs(
     labels = keras.ops.convert_to_tensor(labels)
     is_float = "float" in keras.backend.standardize_dtype(labels.dtype)
     labels = keras.ops.cast(labels, "float32" if is_float else "int32")
-    label_shape, logit_shape = static_shape(labels), static_shape(logits)
-    compatible = len(label_shape) >= 1 and len(logit_shape) == len(label_shape) + 1
-    if compatible:
-        compatible = all(
-            a is None or b is None or a == b
-            for a, b in zip(label_shape, logit_shape[:-1], strict=True)
-        )
-    if not compatible:
+    label_shape, logit_shape = shapes.static_shape(labels), shapes.static_shape(logits)
+    if not (len(label_shape) >= 1 and shapes.shapes_match(label_shape, logit_shape[:-1])):
         raise ValueError(
             f"{owner}: `{logits_name}` must be logits of shape (batch, ..., vocab) and "
             f"`{labels_name}` token ids of shape (batch, ...) matching it without the vocab "
@@ -106,7 +79,7 @@ def check_ids(
     )
 
 
-def valid_and_safe_labels(labels, ids_in_range, ignore_index):
+def valid_and_safe_labels(labels: Any, ids_in_range: Any, ignore_index: int) -> tuple[Any, Any]:
     """Returns ``(valid, safe_labels)``: a bool mask and ids with 0 at ignored positions."""
     valid = keras.ops.not_equal(labels, ignore_index)
     if ids_in_range is not None:
@@ -116,7 +89,7 @@ def valid_and_safe_labels(labels, ids_in_range, ignore_index):
     return valid, keras.ops.where(valid, labels, keras.ops.zeros_like(labels))
 
 
-def softmax_cross_entropy(safe_labels, logits, label_smoothing=0.0):
+def softmax_cross_entropy(safe_labels: Any, logits: Any, label_smoothing: float = 0.0) -> Any:
     """Per-token softmax cross-entropy, with Keras' label smoothing.
 
     ```
@@ -132,7 +105,7 @@ def softmax_cross_entropy(safe_labels, logits, label_smoothing=0.0):
     return per_token
 
 
-def stablemax_cross_entropy(safe_labels, logits):
+def stablemax_cross_entropy(safe_labels: Any, logits: Any) -> Any:
     """Per-token stablemax cross-entropy ``log(sum_v s(x_v)) - log s(x_y)``.
 
     ``s(x) = x + 1`` for ``x >= 0`` and ``1 / (1 - x)`` for ``x < 0``; ``s``
@@ -145,7 +118,7 @@ def stablemax_cross_entropy(safe_labels, logits):
     )
 
 
-def stablemax_s(x):
+def stablemax_s(x: Any) -> Any:
     """``s(x)``, each branch fed only values where it is finite, so its gradient is too."""
     non_negative = x >= 0
     zeros = keras.ops.zeros_like(x)
@@ -154,7 +127,7 @@ def stablemax_s(x):
     return keras.ops.where(non_negative, positive_part + 1.0, 1.0 / (1.0 - negative_part))
 
 
-def log_stablemax_s(x):
+def log_stablemax_s(x: Any) -> Any:
     """``log s(x)`` as ``log1p(x)`` or ``-log1p(-x)``, exact near 0."""
     non_negative = x >= 0
     zeros = keras.ops.zeros_like(x)
@@ -165,13 +138,13 @@ def log_stablemax_s(x):
     )
 
 
-def gather_labels(logits, safe_labels):
+def gather_labels(logits: Any, safe_labels: Any) -> Any:
     """Returns ``logits[..., safe_labels]``, shape of ``safe_labels``."""
     picked = keras.ops.take_along_axis(logits, keras.ops.expand_dims(safe_labels, -1), axis=-1)
     return keras.ops.squeeze(picked, axis=-1)
 
 
-def row_weights(owner, sample_weight, batch_size, dtype):
+def row_weights(owner: str, sample_weight: Any | None, batch_size: Any, dtype: str) -> Any:
     """Returns ``sample_weight`` as a ``(B,)`` tensor; ones when it is None.
 
     Raises:
@@ -180,7 +153,7 @@ def row_weights(owner, sample_weight, batch_size, dtype):
     if sample_weight is None:
         return keras.ops.ones((batch_size,), dtype=dtype)
     weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), dtype)
-    shape = static_shape(weights)
+    shape = shapes.static_shape(weights)
     static_batch = batch_size if isinstance(batch_size, int) else None
     valid = len(shape) == 0 or (
         len(shape) in (1, 2)
@@ -195,7 +168,7 @@ def row_weights(owner, sample_weight, batch_size, dtype):
     return keras.ops.broadcast_to(keras.ops.reshape(weights, (-1,)), (batch_size,))
 
 
-def weighted_token_mean(per_token, valid, weights):
+def weighted_token_mean(per_token: Any, valid: Any, weights: Any) -> Any:
     """Mean of ``per_token`` over valid tokens, token of row b counted ``w_b`` times.
 
     ```
@@ -210,22 +183,15 @@ def weighted_token_mean(per_token, valid, weights):
         weights, len(per_token.shape)
     )
     total = distributed.all_mean(keras.ops.sum(token_weights))
-    return safe_divide(keras.ops.sum(per_token * token_weights), total)
+    return numerics.safe_divide(keras.ops.sum(per_token * token_weights), total)
 
 
-def weighted_row_mean(per_row, weights):
+def weighted_row_mean(per_row: Any, weights: Any) -> Any:
     """``sum_b w_b l_b / sum_b w_b``, 0 for an all-zero weight, replica-averaged like above."""
     total = distributed.all_mean(keras.ops.sum(weights))
-    return safe_divide(keras.ops.sum(per_row * weights), total)
+    return numerics.safe_divide(keras.ops.sum(per_row * weights), total)
 
 
-def safe_divide(numerator, denominator):
-    """``numerator / denominator``, or 0 with a zero gradient where the denominator is 0."""
-    positive = denominator > 0
-    safe_denominator = keras.ops.where(positive, denominator, keras.ops.ones_like(denominator))
-    return keras.ops.where(positive, numerator / safe_denominator, keras.ops.zeros_like(numerator))
-
-
-def expand_to_rank(weights, rank):
+def expand_to_rank(weights: Any, rank: int) -> Any:
     """Reshapes ``(B,)`` weights to ``(B, 1, ..., 1)`` of the given rank."""
     return keras.ops.reshape(weights, (-1,) + (1,) * (rank - 1))

@@ -4,13 +4,11 @@ Critic scores come as ``(B,)`` or ``(B, 1)``; labels mark real samples with 1
 and fake samples with 0 or -1, so both the 1/0 and the +1/-1 conventions work.
 """
 
-import math
-import numbers
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 
 GRADIENT_NORM_EPSILON = 1e-12
 """The constant under the square root of the per-sample gradient norm."""
@@ -18,41 +16,20 @@ GRADIENT_NORM_EPSILON = 1e-12
 ACCEPTED_LABELS = (-1.0, 0.0, 1.0)
 
 
-def check_lambda_gp(owner, lambda_gp):
-    """Raises ``ValueError`` unless ``lambda_gp`` is a finite real number >= 0."""
-    is_real = isinstance(lambda_gp, numbers.Real) and not isinstance(lambda_gp, bool)
-    if not (is_real and math.isfinite(lambda_gp) and lambda_gp >= 0.0):
-        raise ValueError(
-            f"{owner}: `lambda_gp` must be a finite number >= 0; got lambda_gp={lambda_gp!r}."
-        )
+def scores_and_labels(owner: str, y_true: Any, y_pred: Any, dtype: str) -> tuple[Any, Any]:
+    """Returns ``(labels, scores)`` as ``(B,)`` tensors in ``dtype`` after shape checks.
 
-
-def check_bool(owner, argument, value):
-    """Raises ``ValueError`` unless ``value`` is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}: `{argument}` must be a bool; got {argument}={value!r}.")
-
-
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def scores_and_labels(owner, y_true, y_pred):
-    """Returns ``(labels, scores)`` as float ``(B,)`` tensors after shape checks.
-
-    Half-precision scores are computed in float32. ``(B,)`` and ``(B, 1)``
-    are interchangeable for both arguments.
+    ``(B,)`` and ``(B, 1)`` are interchangeable for both arguments.
     """
-    scores = _as_column_free(owner, "y_pred", numerics.upcast_half(y_pred))
+    scores = keras.ops.cast(keras.ops.convert_to_tensor(y_pred), dtype)
+    scores = _as_column_free(owner, "y_pred", scores)
     labels = keras.ops.convert_to_tensor(y_true)
     labels = _as_column_free(owner, "y_true", numerics.as_float(labels, scores))
-    label_batch, score_batch = static_shape(labels)[0], static_shape(scores)[0]
-    if label_batch is not None and score_batch is not None and label_batch != score_batch:
+    if shapes.sizes_differ(shapes.static_shape(labels)[0], shapes.static_shape(scores)[0]):
         raise ValueError(
             f"{owner}: `y_true` and `y_pred` must have one label per critic score; got "
-            f"y_true shape {static_shape(keras.ops.convert_to_tensor(y_true))} and y_pred "
-            f"shape {static_shape(keras.ops.convert_to_tensor(y_pred))}."
+            f"y_true shape {shapes.static_shape(keras.ops.convert_to_tensor(y_true))} and y_pred "
+            f"shape {shapes.static_shape(keras.ops.convert_to_tensor(y_pred))}."
         )
     return labels, scores
 
@@ -76,7 +53,7 @@ def check_labels(owner: str, labels: Any) -> None:
     rejected = sorted({value for value in found if value not in ACCEPTED_LABELS})
     raise ValueError(
         f"{owner}: `y_true` must be 1 for real and 0 (or -1) for fake samples; got "
-        f"the value(s) {rejected[:5]} in y_true of shape {static_shape(labels)}."
+        f"the value(s) {rejected[:5]} in y_true of shape {shapes.static_shape(labels)}."
     )
 
 
@@ -88,8 +65,8 @@ def check_gradient_batch(owner: str, scores: Any, gradients: Any) -> None:
     pairs (``B = 2 B'``, Gulrajani et al.'s Algorithm 1). A static shape check:
     it runs on every call, traced or eager, and skips an unknown dimension.
     """
-    score_batch = static_shape(scores)[0]
-    gradient_batch = static_shape(gradients)[0]
+    score_batch = shapes.static_shape(scores)[0]
+    gradient_batch = shapes.static_shape(gradients)[0]
     if score_batch is None or gradient_batch is None:
         return
     if gradient_batch in (score_batch, score_batch / 2):
@@ -98,8 +75,8 @@ def check_gradient_batch(owner: str, scores: Any, gradients: Any) -> None:
         f"{owner}: the batch of `y_pred['interpolate_gradients']` must equal the number of "
         "critic scores (one interpolate per scored sample) or half of it (one interpolate "
         "per real/fake pair); got y_pred['scores'] shape "
-        f"{static_shape(scores)} and y_pred['interpolate_gradients'] shape "
-        f"{static_shape(gradients)}."
+        f"{shapes.static_shape(scores)} and y_pred['interpolate_gradients'] shape "
+        f"{shapes.static_shape(gradients)}."
     )
 
 
@@ -112,42 +89,35 @@ def sample_weights(owner: str, sample_weight: Any, scores: Any) -> Any:
     if sample_weight is None:
         return ones
     weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), scores.dtype)
-    shape = static_shape(weights)
+    shape = shapes.static_shape(weights)
     if len(shape) == 2 and shape[1] == 1:
         weights = keras.ops.squeeze(weights, axis=-1)
         shape = shape[:1]
-    batch = static_shape(scores)[0]
+    batch = shapes.static_shape(scores)[0]
     if len(shape) > 1 or (shape and None not in (shape[0], batch) and shape[0] != batch):
         raise ValueError(
             f"{owner}: `sample_weight` must be a scalar or have shape (batch,) or "
-            f"(batch, 1); got sample_weight shape {static_shape(weights)} for "
-            f"critic scores of shape {static_shape(scores)}."
+            f"(batch, 1); got sample_weight shape {shapes.static_shape(weights)} for "
+            f"critic scores of shape {shapes.static_shape(scores)}."
         )
     return weights * ones
 
 
-def group_weights(labels, weights):
+def group_weights(labels: Any, weights: Any) -> tuple[Any, Any]:
     """Returns the ``(B,)`` weights of the real and of the fake samples."""
     real = keras.ops.cast(keras.ops.greater(labels, 0.5), labels.dtype)
     return weights * real, weights * (1.0 - real)
 
 
-def weighted_group_mean(scores, weights):
-    """Returns ``sum_i w_i s_i / sum_i w_i``; 0 when the weights sum to 0."""
-    total = keras.ops.sum(weights)
-    has_weight = keras.ops.greater(total, 0.0)
-    safe_total = keras.ops.where(has_weight, total, keras.ops.ones_like(total))
-    mean = keras.ops.sum(weights * scores) / safe_total
-    return keras.ops.where(has_weight, mean, keras.ops.zeros_like(mean))
-
-
-def critic_objective(labels, scores, weights):
-    """Returns ``mean_fake D - mean_real D`` with per-group weighted means."""
+def critic_objective(labels: Any, scores: Any, weights: Any) -> Any:
+    """Returns ``mean_fake D - mean_real D`` with per-group weighted means (0 for no sample)."""
     real_weights, fake_weights = group_weights(labels, weights)
-    return weighted_group_mean(scores, fake_weights) - weighted_group_mean(scores, real_weights)
+    return numerics.weighted_mean(scores, fake_weights) - numerics.weighted_mean(
+        scores, real_weights
+    )
 
 
-def gradient_norm_penalty(gradients, lambda_gp):
+def gradient_norm_penalty(gradients: Any, lambda_gp: float) -> Any:
     """Returns ``lambda_gp * mean_i (||g_i|| - 1)^2`` for ``(B, ...)`` gradients.
 
     ``||g_i|| = sqrt(sum g_i^2 + 1e-12)`` over every non-batch axis, so the
@@ -162,8 +132,8 @@ def gradient_norm_penalty(gradients, lambda_gp):
     return lambda_gp * keras.ops.mean(keras.ops.square(norms - 1.0))
 
 
-def _as_column_free(owner, argument, tensor):
-    shape = static_shape(tensor)
+def _as_column_free(owner: str, argument: str, tensor: Any) -> Any:
+    shape = shapes.static_shape(tensor)
     if len(shape) == 2 and shape[1] == 1:
         return keras.ops.squeeze(tensor, axis=-1)
     if len(shape) != 1:

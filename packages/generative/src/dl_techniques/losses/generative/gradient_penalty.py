@@ -1,14 +1,23 @@
 """The WGAN-GP gradient penalty of a critic, on every Keras backend."""
 
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.gradients import input_gradient
 from dl_techniques.losses.generative import _wasserstein
 
 
-def compute_gradient_penalty(critic, real, fake, lambda_gp=10.0, seed=None):
+def compute_gradient_penalty(
+    critic: Callable[..., Any],
+    real: Any,
+    fake: Any,
+    lambda_gp: float = 10.0,
+    seed: int | keras.random.SeedGenerator | None = None,
+) -> Any:
     """Returns the WGAN-GP gradient penalty of ``critic`` between real and fake samples.
 
     One ``alpha ~ U[0, 1]`` is drawn per sample; the critic's gradient with
@@ -66,12 +75,12 @@ def compute_gradient_penalty(critic, real, fake, lambda_gp=10.0, seed=None):
     compute_gradient_penalty(critic, real, fake, seed=0)  # 0.0: 1-Lipschitz
     ```
     """
-    _wasserstein.check_lambda_gp("compute_gradient_penalty", lambda_gp)
+    validation.check_non_negative("compute_gradient_penalty", "lambda_gp", lambda_gp)
     _check_seed(seed)
     real = keras.ops.convert_to_tensor(real)
     fake = keras.ops.cast(keras.ops.convert_to_tensor(fake), real.dtype)
-    real_shape, fake_shape = _wasserstein.static_shape(real), _wasserstein.static_shape(fake)
-    if len(real_shape) == 0 or not _shapes_match(real_shape, fake_shape):
+    real_shape, fake_shape = shapes.static_shape(real), shapes.static_shape(fake)
+    if len(real_shape) == 0 or not shapes.shapes_match(real_shape, fake_shape):
         raise ValueError(
             "compute_gradient_penalty: `real` and `fake` must have the same shape "
             f"(batch, ...); got real shape {real_shape} and fake shape {fake_shape}."
@@ -90,7 +99,7 @@ def compute_gradient_penalty(critic, real, fake, lambda_gp=10.0, seed=None):
     return _wasserstein.gradient_norm_penalty(gradients, lambda_gp)
 
 
-def _check_seed(seed):
+def _check_seed(seed: Any) -> None:
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
         return
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
@@ -98,10 +107,4 @@ def _check_seed(seed):
     raise ValueError(
         "compute_gradient_penalty: `seed` must be None, an int or a "
         f"keras.random.SeedGenerator; got seed={seed!r}."
-    )
-
-
-def _shapes_match(first, second):
-    return len(first) == len(second) and all(
-        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
     )

@@ -1,8 +1,11 @@
 """The Hierarchical Reasoning Model loss: token cross-entropy plus halting Q-learning terms."""
 
+from typing import Any
+
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
@@ -11,7 +14,7 @@ _PRED_KEYS = ("logits", "q_halt_logits", "q_continue_logits")
 
 
 @register_serializable
-class HRMLoss(keras.losses.Loss):
+class HRMLoss(BatchLoss):
     """Language-model loss plus the two adaptive-halting Q losses of HRM.
 
     With token ids ``y`` ``(B, L)``, logits ``x`` ``(B, L, V)``, halting
@@ -86,40 +89,23 @@ class HRMLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        q_loss_weight=0.5,
-        lm_loss_type="stable_max",
-        ignore_index=-100,
-        reduction="sum_over_batch_size",
-        name="hrm_loss",
-        dtype=None,
-    ):
-        if not _language.is_real_number(q_loss_weight) or q_loss_weight < 0:
-            raise ValueError(
-                "HRMLoss: `q_loss_weight` must be a finite number >= 0; got "
-                f"q_loss_weight={q_loss_weight!r}."
-            )
-        if lm_loss_type not in _language.LM_LOSS_TYPES:
-            raise ValueError(
-                f"HRMLoss: `lm_loss_type` must be one of {_language.LM_LOSS_TYPES}; got "
-                f"lm_loss_type={lm_loss_type!r}."
-            )
+        q_loss_weight: float = 0.5,
+        lm_loss_type: str = "stable_max",
+        ignore_index: int = -100,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "hrm_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_non_negative("HRMLoss", "q_loss_weight", q_loss_weight)
+        validation.check_choice("HRMLoss", "lm_loss_type", lm_loss_type, _language.LM_LOSS_TYPES)
         ignore_index = _language.check_ignore_index("HRMLoss", ignore_index)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.q_loss_weight = float(q_loss_weight)
         self.lm_loss_type = lm_loss_type
         self.ignore_index = ignore_index
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with keras.name_scope(self.name):
-            return self._batch_loss(y_true, y_pred, sample_weight)
-
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self._batch_loss(y_true, y_pred, None)
-
-    def _batch_loss(self, y_true, y_pred, sample_weight):
-        dtype = _language.compute_dtype(self)
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        dtype = self.compute_dtype
         _check_keys("y_true", y_true, _TRUE_KEYS)
         _check_keys("y_pred", y_pred, _PRED_KEYS)
         labels, logits = _language.token_inputs(
@@ -164,10 +150,9 @@ class HRMLoss(keras.losses.Loss):
         q_continue_loss = _language.weighted_row_mean(
             _binary_cross_entropy(q_continue_logits, target_q_continue), weights
         )
-        loss = lm_loss + self.q_loss_weight * (q_halt_loss + q_continue_loss)
-        return keras.ops.cast(loss, self.dtype)
+        return lm_loss + self.q_loss_weight * (q_halt_loss + q_continue_loss)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -177,7 +162,12 @@ class HRMLoss(keras.losses.Loss):
         }
 
 
-def create_hrm_loss(q_loss_weight=0.5, lm_loss_type="stable_max", ignore_index=-100, **kwargs):
+def create_hrm_loss(
+    q_loss_weight: float = 0.5,
+    lm_loss_type: str = "stable_max",
+    ignore_index: int = -100,
+    **kwargs: Any,
+) -> HRMLoss:
     """Returns an ``HRMLoss`` with the HRM paper's defaults.
 
     Args:
@@ -200,7 +190,7 @@ def create_hrm_loss(q_loss_weight=0.5, lm_loss_type="stable_max", ignore_index=-
     )
 
 
-def sequence_is_correct(logits, labels, valid, dtype):
+def sequence_is_correct(logits: Any, labels: Any, valid: Any, dtype: str) -> Any:
     """1.0 for rows whose every valid token has its label as the argmax, else 0.0."""
     predicted = keras.ops.cast(keras.ops.argmax(logits, axis=-1), labels.dtype)
     wrong = keras.ops.logical_and(valid, keras.ops.not_equal(predicted, labels))
@@ -208,21 +198,21 @@ def sequence_is_correct(logits, labels, valid, dtype):
     return keras.ops.cast(keras.ops.logical_not(any_wrong), dtype)
 
 
-def _binary_cross_entropy(logits, targets):
+def _binary_cross_entropy(logits: Any, targets: Any) -> Any:
     # softplus(z) - q z equals -q log sigmoid(z) - (1 - q) log sigmoid(-z)
     # without computing a log of a probability that can round to 0.
     return keras.ops.softplus(logits) - targets * logits
 
 
-def _check_keys(argument, structure, keys):
+def _check_keys(argument: str, structure: Any, keys: tuple[str, ...]) -> None:
     if not isinstance(structure, dict) or any(key not in structure for key in keys):
         found = sorted(structure) if isinstance(structure, dict) else type(structure).__name__
         raise ValueError(f"HRMLoss: `{argument}` must be a dict with keys {keys}; got {found}.")
 
 
-def _per_row(argument, key, structure, batch_size, dtype):
+def _per_row(argument: str, key: str, structure: Any, batch_size: int | None, dtype: str) -> Any:
     tensor = keras.ops.cast(keras.ops.convert_to_tensor(structure[key]), dtype)
-    given_shape = _language.static_shape(tensor)
+    given_shape = shapes.static_shape(tensor)
     shape = given_shape
     if len(shape) == 2 and shape[1] == 1:
         tensor = keras.ops.squeeze(tensor, axis=1)

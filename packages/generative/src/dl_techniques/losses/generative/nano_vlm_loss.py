@@ -1,14 +1,17 @@
 """Next-token cross-entropy over the valid tokens of a batch, as nanoVLM trains with."""
 
+from typing import Any
+
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
 
 @register_serializable
-class NanoVLMLoss(keras.losses.Loss):
+class NanoVLMLoss(BatchLoss):
     """Next-token cross-entropy, averaged over the valid tokens of the batch.
 
     With logits ``x`` of shape ``(B, L, V)``, token ids ``y`` of shape
@@ -73,44 +76,28 @@ class NanoVLMLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        ignore_index=-100,
-        label_smoothing=0.0,
-        shift=True,
-        reduction="sum_over_batch_size",
-        name="nano_vlm_loss",
-        dtype=None,
-    ):
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        shift: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "nano_vlm_loss",
+        dtype: Any = None,
+    ) -> None:
         ignore_index = _language.check_ignore_index("NanoVLMLoss", ignore_index)
-        if not _language.is_real_number(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(
-                "NanoVLMLoss: `label_smoothing` must be a number in [0, 1]; got "
-                f"label_smoothing={label_smoothing!r}."
-            )
-        if not isinstance(shift, bool):
-            raise ValueError(f"NanoVLMLoss: `shift` must be a bool; got shift={shift!r}.")
+        validation.check_interval("NanoVLMLoss", "label_smoothing", label_smoothing, 0.0, 1.0)
+        validation.check_bool("NanoVLMLoss", "shift", shift)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
         self.shift = shift
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with keras.name_scope(self.name):
-            return self._token_mean(y_true, y_pred, sample_weight)
-
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self._token_mean(y_true, y_pred, None)
-
-    def _token_mean(self, y_true, y_pred, sample_weight):
-        labels, logits = _language.token_inputs(
-            "NanoVLMLoss", y_true, y_pred, _language.compute_dtype(self)
-        )
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        labels, logits = _language.token_inputs("NanoVLMLoss", y_true, y_pred, self.compute_dtype)
         if len(labels.shape) != 2:
             raise ValueError(
                 "NanoVLMLoss: `y_true` must have shape (batch, length) and `y_pred` shape "
-                f"(batch, length, vocab); got y_true shape {_language.static_shape(labels)} "
-                f"and y_pred shape {_language.static_shape(logits)}."
+                f"(batch, length, vocab); got y_true shape {shapes.static_shape(labels)} "
+                f"and y_pred shape {shapes.static_shape(logits)}."
             )
         vocab_size = logits.shape[-1]
         if self.shift:
@@ -132,10 +119,9 @@ class NanoVLMLoss(keras.losses.Loss):
         weights = _language.row_weights(
             "NanoVLMLoss", sample_weight, keras.ops.shape(labels)[0], per_token.dtype
         )
-        loss = _language.weighted_token_mean(per_token, valid, weights)
-        return keras.ops.cast(loss, self.dtype)
+        return _language.weighted_token_mean(per_token, valid, weights)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

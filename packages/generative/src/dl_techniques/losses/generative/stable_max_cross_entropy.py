@@ -1,14 +1,16 @@
 """Cross-entropy under stablemax, the softmax replacement of the HRM and grokking papers."""
 
+from typing import Any
+
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
 
 
 @register_serializable
-class StableMaxCrossEntropy(keras.losses.Loss):
+class StableMaxCrossEntropy(BatchLoss):
     """Stablemax cross-entropy, averaged over the valid tokens of the batch.
 
     Stablemax replaces the exponential of softmax by a function that grows
@@ -66,29 +68,18 @@ class StableMaxCrossEntropy(keras.losses.Loss):
 
     def __init__(
         self,
-        ignore_index=-100,
-        reduction="sum_over_batch_size",
-        name="stable_max_cross_entropy",
-        dtype=None,
-    ):
+        ignore_index: int = -100,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "stable_max_cross_entropy",
+        dtype: Any = None,
+    ) -> None:
         ignore_index = _language.check_ignore_index("StableMaxCrossEntropy", ignore_index)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_index = ignore_index
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with keras.name_scope(self.name):
-            return self._token_mean(y_true, y_pred, sample_weight)
-
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self._token_mean(y_true, y_pred, None)
-
-    def _token_mean(self, y_true, y_pred, sample_weight):
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
         owner = "StableMaxCrossEntropy"
-        labels, logits = _language.token_inputs(
-            owner, y_true, y_pred, _language.compute_dtype(self)
-        )
+        labels, logits = _language.token_inputs(owner, y_true, y_pred, self.compute_dtype)
         vocab_size = logits.shape[-1]
         _language.check_ids(owner, labels, vocab_size, self.ignore_index)
         labels = keras.ops.cast(labels, "int32")
@@ -98,10 +89,9 @@ class StableMaxCrossEntropy(keras.losses.Loss):
         weights = _language.row_weights(
             owner, sample_weight, keras.ops.shape(labels)[0], per_token.dtype
         )
-        loss = _language.weighted_token_mean(per_token, valid, weights)
-        return keras.ops.cast(loss, self.dtype)
+        return _language.weighted_token_mean(per_token, valid, weights)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -39,7 +39,8 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _wasserstein
 from dl_techniques.losses.generative.wasserstein_loss import WassersteinLoss
@@ -48,7 +49,7 @@ _PREDICTION_KEYS = ("interpolate_gradients", "scores")
 
 
 @register_serializable
-class WassersteinGradientPenaltyLoss(keras.losses.Loss):
+class WassersteinGradientPenaltyLoss(BatchLoss):
     """WGAN-GP critic loss: the Wasserstein critic loss, plus the gradient penalty.
 
     `y_true` holds one label per critic score (1 real, 0 or -1 fake, as in
@@ -120,34 +121,22 @@ class WassersteinGradientPenaltyLoss(keras.losses.Loss):
         name: str = "wasserstein_gradient_penalty_loss",
         dtype: Any = None,
     ) -> None:
-        _wasserstein.check_lambda_gp("WassersteinGradientPenaltyLoss", lambda_gp)
+        validation.check_non_negative("WassersteinGradientPenaltyLoss", "lambda_gp", lambda_gp)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.lambda_gp = float(lambda_gp)
 
-    @validation.checks_values
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        """Returns the critic loss of form (a) or (b) as a scalar in the loss dtype."""
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        owner = "WassersteinGradientPenaltyLoss"
         if sample_weight is not None and isinstance(y_pred, dict):
             raise ValueError(
-                "WassersteinGradientPenaltyLoss: `sample_weight` is not supported with the "
-                "dict y_pred, the penalty averages over interpolates rather than the scored "
-                "samples; got sample_weight of shape "
-                f"{tuple(keras.ops.convert_to_tensor(sample_weight).shape)}."
+                f"{owner}: `sample_weight` is not supported with the dict y_pred, the penalty "
+                "averages over interpolates rather than the scored samples; got sample_weight "
+                f"of shape {shapes.static_shape(sample_weight)}."
             )
-        with keras.name_scope(self.name):
-            return keras.ops.cast(self._value(y_true, y_pred, sample_weight), self.dtype)
-
-    @validation.checks_values
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        """Returns the critic loss of form (a) or (b), in the compute dtype."""
-        return self._value(y_true, y_pred, None)
-
-    def _value(self, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        owner = "WassersteinGradientPenaltyLoss"
         scores, gradients = self._split(y_pred)
         if gradients is not None:
             _wasserstein.check_gradient_batch(owner, scores, gradients)
-        labels, scores = _wasserstein.scores_and_labels(owner, y_true, scores)
+        labels, scores = _wasserstein.scores_and_labels(owner, y_true, scores, self.compute_dtype)
         _wasserstein.check_labels(owner, labels)
         weights = _wasserstein.sample_weights(owner, sample_weight, scores)
         value = _wasserstein.critic_objective(labels, scores, weights)

@@ -1,14 +1,15 @@
 """The Wasserstein GAN loss of a critic and of a generator."""
 
-import keras
+from typing import Any
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _wasserstein
 
 
 @register_serializable
-class WassersteinLoss(keras.losses.Loss):
+class WassersteinLoss(BatchLoss):
     """Wasserstein GAN loss, for the critic or for the generator.
 
     The critic estimates the Wasserstein-1 distance between the real and the
@@ -66,35 +67,28 @@ class WassersteinLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        for_critic=True,
-        reduction="sum_over_batch_size",
-        name="wasserstein_loss",
-        dtype=None,
-    ):
-        _wasserstein.check_bool("WassersteinLoss", "for_critic", for_critic)
+        for_critic: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "wasserstein_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_bool("WassersteinLoss", "for_critic", for_critic)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.for_critic = for_critic
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def is_per_sample(self) -> bool:
+        return not self.for_critic
+
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        owner = "WassersteinLoss"
+        labels, scores = _wasserstein.scores_and_labels(owner, y_true, y_pred, self.compute_dtype)
         if not self.for_critic:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        with keras.name_scope(self.name):
-            y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
-            labels, scores = _wasserstein.scores_and_labels("WassersteinLoss", y_true, y_pred)
-            weights = _wasserstein.sample_weights("WassersteinLoss", sample_weight, scores)
-            _wasserstein.check_labels("WassersteinLoss", labels)
-            value = _wasserstein.critic_objective(labels, scores, weights)
-            return keras.ops.cast(value, self.dtype)
+            return -scores
+        weights = _wasserstein.sample_weights(owner, sample_weight, scores)
+        _wasserstein.check_labels(owner, labels)
+        return _wasserstein.critic_objective(labels, scores, weights)
 
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        if self.for_critic:
-            return self(y_true, y_pred)
-        scores = _wasserstein.scores_and_labels("WassersteinLoss", y_true, y_pred)[1]
-        return -scores
-
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,11 +1,12 @@
 """A Keras model that trains a WGAN-GP with stock ``compile`` and ``fit``."""
 
 import numbers
+from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
-from dl_techniques.losses.generative import _wasserstein
 from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
 
 
@@ -68,11 +69,18 @@ class WGANGPModel(keras.Model):
     """
 
     def __init__(
-        self, generator, critic, latent_dim, critic_steps=5, lambda_gp=10.0, seed=None, **kwargs
-    ):
-        _check_positive_int("latent_dim", latent_dim)
-        _check_positive_int("critic_steps", critic_steps)
-        _wasserstein.check_lambda_gp("WGANGPModel", lambda_gp)
+        self,
+        generator: keras.Model,
+        critic: keras.Model,
+        latent_dim: int,
+        critic_steps: int = 5,
+        lambda_gp: float = 10.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        validation.check_positive_int("WGANGPModel", "latent_dim", latent_dim)
+        validation.check_positive_int("WGANGPModel", "critic_steps", critic_steps)
+        validation.check_non_negative("WGANGPModel", "lambda_gp", lambda_gp)
         if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
             raise ValueError(f"WGANGPModel: `seed` must be None or an int; got seed={seed!r}.")
         super().__init__(**kwargs)
@@ -89,25 +97,30 @@ class WGANGPModel(keras.Model):
         if generator.built and critic.built:
             self.built = True
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if not self.generator.built:
             self.generator.build((None, self.latent_dim))
         if not self.critic.built:
             self.critic.build(input_shape)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         return self.critic(inputs, training=training)
 
-    def sample_latent(self, batch_size):
+    def sample_latent(self, batch_size: Any) -> Any:
         """Returns ``batch_size`` latent codes drawn from N(0, I)."""
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         return [self.critic_loss_tracker, self.penalty_tracker, self.generator_loss_tracker]
 
-    def compile(self, critic_optimizer=None, generator_optimizer=None, **kwargs):
+    def compile(
+        self,
+        critic_optimizer: keras.optimizers.Optimizer | str | None = None,
+        generator_optimizer: keras.optimizers.Optimizer | str | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Configures the two optimizers for ``fit``.
 
         Args:
@@ -143,10 +156,10 @@ class WGANGPModel(keras.Model):
             **{key: value for key, value in kwargs.items() if key != "auto_scale_loss"},
         }
 
-    def get_compile_config(self):
+    def get_compile_config(self) -> dict[str, Any]:
         return dict(getattr(self, "_wgan_compile_config", {}))
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict[str, Any]) -> None:
         config = dict(config)
         self.compile(
             critic_optimizer=keras.saving.deserialize_keras_object(config.pop("critic_optimizer")),
@@ -158,7 +171,7 @@ class WGANGPModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def train_step(self, *args):
+    def train_step(self, *args: Any) -> Any:
         backend = keras.backend.backend()
         if backend == "jax":
             return self._jax_train_step(*args)
@@ -168,7 +181,7 @@ class WGANGPModel(keras.Model):
             return self._torch_train_step(*args)
         raise ValueError(f"WGANGPModel: backend {backend!r} is not supported.")
 
-    def critic_losses(self, real):
+    def critic_losses(self, real: Any) -> tuple[Any, Any]:
         """Returns ``(critic_loss, gradient_penalty)`` on ``real`` and fresh fakes.
 
         No gradient reaches the generator through the fakes.
@@ -184,7 +197,7 @@ class WGANGPModel(keras.Model):
         wasserstein = keras.ops.mean(fake_scores) - keras.ops.mean(real_scores)
         return wasserstein + penalty, penalty
 
-    def generator_loss(self, batch_size):
+    def generator_loss(self, batch_size: Any) -> Any:
         """Returns ``-mean D(G(z))`` on ``batch_size`` fresh latent codes."""
         fake = self.generator(self.sample_latent(batch_size), training=True)
         return -keras.ops.mean(self.critic(fake, training=True))
@@ -268,7 +281,7 @@ class WGANGPModel(keras.Model):
         )
         return logs, state
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "trainable": self.trainable,
@@ -281,7 +294,7 @@ class WGANGPModel(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "WGANGPModel":
         config = dict(config)
         for key in ("generator", "critic"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
@@ -395,10 +408,3 @@ def _optimizer(optimizer):
     if optimizer is None:
         return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
     return keras.optimizers.get(optimizer)
-
-
-def _check_positive_int(argument, value):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"WGANGPModel: `{argument}` must be a positive int; got {argument}={value!r}."
-        )
