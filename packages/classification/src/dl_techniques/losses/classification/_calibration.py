@@ -5,46 +5,17 @@ Every calibration object sees its inputs as a ``(B, C)`` pair: binary inputs
 C columns. The Spiegelhalter statistic of each column is one-vs-rest.
 """
 
-import math
-import numbers
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 
 SPIEGELHALTER_EPSILON = 1e-7
 """The constant under the square root of the Spiegelhalter denominator."""
 
 
-def check_bool(owner, argument, value):
-    """Raises ``ValueError`` unless ``value`` is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}: `{argument}` must be a bool; got {argument}={value!r}.")
-
-
-def check_alpha(owner, alpha):
-    """Raises ``ValueError`` unless ``alpha`` is a real number in [0, 1]."""
-    is_real = isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)
-    if not (is_real and math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise ValueError(f"{owner}: `alpha` must be a number in [0, 1]; got alpha={alpha!r}.")
-
-
-def check_num_classes(owner, num_classes):
-    """Raises ``ValueError`` unless ``num_classes`` is a positive int."""
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(
-            f"{owner}: `num_classes` must be a positive int (1 for binary); "
-            f"got num_classes={num_classes!r}."
-        )
-
-
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def as_class_columns(owner, y_true, y_pred):
+def as_class_columns(owner: str, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     """Returns ``(y_true, y_pred)`` as float ``(B, C)`` tensors, C = 1 for binary.
 
     Half-precision inputs are computed in float32. ``(B,)`` and ``(B, 1)`` are
@@ -56,7 +27,7 @@ def as_class_columns(owner, y_true, y_pred):
     """
     y_pred = numerics.upcast_half(y_pred)
     y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
-    true_shape, pred_shape = static_shape(y_true), static_shape(y_pred)
+    true_shape, pred_shape = shapes.static_shape(y_true), shapes.static_shape(y_pred)
     if len(pred_shape) not in (1, 2) or len(true_shape) not in (1, 2):
         raise ValueError(
             f"{owner}: `y_true` and `y_pred` must have shape (batch,) or (batch, 1) "
@@ -67,11 +38,8 @@ def as_class_columns(owner, y_true, y_pred):
         y_pred = keras.ops.expand_dims(y_pred, axis=-1)
     if len(true_shape) == 1:
         y_true = keras.ops.expand_dims(y_true, axis=-1)
-    columns_true, columns_pred = static_shape(y_true), static_shape(y_pred)
-    matches = all(
-        a is None or b is None or a == b for a, b in zip(columns_true, columns_pred, strict=True)
-    )
-    if not matches:
+    columns_pred = shapes.static_shape(y_pred)
+    if not shapes.shapes_match(shapes.static_shape(y_true), columns_pred):
         raise ValueError(
             f"{owner}: `y_true` and `y_pred` must have the same shape ((batch,) and "
             f"(batch, 1) count as the same); got y_true shape {true_shape} and "
@@ -85,7 +53,7 @@ def as_class_columns(owner, y_true, y_pred):
     return y_true, y_pred
 
 
-def probabilities(y_pred, from_logits):
+def probabilities(y_pred: Any, from_logits: bool) -> Any:
     """Returns probabilities from ``(B, C)`` predictions.
 
     Logits go through a sigmoid for a single column and a softmax over the
@@ -113,7 +81,7 @@ def check_value_ranges(owner: str, y_true: Any, y_pred: Any, from_logits: bool) 
         validation.check_probabilities(owner, "y_pred", y_pred)
 
 
-def column_weights(owner, sample_weight, like):
+def column_weights(owner: str, sample_weight: Any | None, like: Any) -> Any:
     """Returns ``sample_weight`` as a ``(B, 1)`` tensor in the dtype of ``like``.
 
     A ``(B,)`` weight becomes a column so that it scales rows of ``(B, C)``
@@ -127,27 +95,43 @@ def column_weights(owner, sample_weight, like):
     if sample_weight is None:
         return keras.ops.ones((batch, 1), dtype=like.dtype)
     weights = numerics.as_float(keras.ops.convert_to_tensor(sample_weight), like)
-    weight_shape, batch_size = static_shape(weights), static_shape(like)[0]
+    weight_shape, batch_size = shapes.static_shape(weights), shapes.static_shape(like)[0]
     valid = len(weight_shape) == 0 or (
         len(weight_shape) in (1, 2)
-        and (weight_shape[0] is None or batch_size is None or weight_shape[0] == batch_size)
+        and not shapes.sizes_differ(weight_shape[0], batch_size)
         and (len(weight_shape) == 1 or weight_shape[1] in (1, None))
     )
     if not valid:
         raise ValueError(
             f"{owner}: `sample_weight` must have shape (batch,) or (batch, 1); got "
             f"sample_weight shape {weight_shape} for predictions of shape "
-            f"{static_shape(like)}."
+            f"{shapes.static_shape(like)}."
         )
     return keras.ops.broadcast_to(keras.ops.reshape(weights, (-1, 1)), (batch, 1))
 
 
-def brier_per_sample(y_true, probs):
+def batch_columns(
+    owner: str, y_true: Any, y_pred: Any, sample_weight: Any | None, from_logits: bool
+) -> tuple[Any, Any, Any]:
+    """Returns a batch-level loss's ``(targets, probabilities, weights)``.
+
+    Targets and probabilities are ``(B, C)``, weights ``(B, 1)`` (ones without
+    ``sample_weight``), after the shape and value checks of
+    :func:`as_class_columns`, :func:`check_value_ranges` and
+    :func:`column_weights`.
+    """
+    y_true, y_pred = as_class_columns(owner, y_true, y_pred)
+    check_value_ranges(owner, y_true, y_pred, from_logits)
+    weights = column_weights(owner, sample_weight, y_pred)
+    return y_true, probabilities(y_pred, from_logits), weights
+
+
+def brier_per_sample(y_true: Any, probs: Any) -> Any:
     """Returns ``sum_c (y_c - p_c)^2`` per row of ``(B, C)`` inputs, shape ``(B,)``."""
     return keras.ops.sum(keras.ops.square(y_true - probs), axis=-1)
 
 
-def spiegelhalter_sums(y_true, probs, weights):
+def spiegelhalter_sums(y_true: Any, probs: Any, weights: Any) -> tuple[Any, Any]:
     """Returns the weighted per-class numerator and variance sums, each ``(C,)``.
 
     ```
@@ -164,48 +148,21 @@ def spiegelhalter_sums(y_true, probs, weights):
     return numerator, variance
 
 
-def z_statistic(numerator, variance):
+def z_statistic(numerator: Any, variance: Any) -> Any:
     """Returns Spiegelhalter's ``Z = numerator / sqrt(variance + eps)``."""
     return numerator / keras.ops.sqrt(variance + SPIEGELHALTER_EPSILON)
 
 
-def z_loss(numerator, variance, total_weight, use_squared):
+def z_loss(numerator: Any, variance: Any, total_weight: Any, use_squared: bool) -> Any:
     """Returns the class mean of ``Z^2 / N`` (or ``|Z| / sqrt(N)``); 0 when N = 0."""
     z = z_statistic(numerator, variance)
-    has_weight = total_weight > 0.0
-    safe_total = keras.ops.where(has_weight, total_weight, keras.ops.ones_like(total_weight))
     if use_squared:
-        per_class = keras.ops.square(z) / safe_total
-    else:
-        # Z has a finite denominator everywhere, so |Z| has a bounded
-        # subgradient at Z = 0 on every backend (unlike sqrt(Z^2)).
-        per_class = keras.ops.abs(z) / keras.ops.sqrt(safe_total)
-    value = keras.ops.mean(per_class)
-    return keras.ops.where(has_weight, value, keras.ops.zeros_like(value))
-
-
-def weighted_mean(values, weights, total_weight):
-    """Returns ``sum_i w_i v_i / sum_i w_i`` for ``(B,)`` values; 0 when the sum is 0."""
+        return keras.ops.mean(numerics.safe_divide(keras.ops.square(z), total_weight))
+    # sqrt has an infinite derivative at 0, so an empty batch takes the root of
+    # 1 and safe_divide's 0 then stands for the empty ratio. Z has a finite
+    # denominator everywhere, so |Z| has a bounded subgradient at Z = 0 on
+    # every backend (unlike sqrt(Z^2)).
     has_weight = total_weight > 0.0
-    safe_total = keras.ops.where(has_weight, total_weight, keras.ops.ones_like(total_weight))
-    mean = keras.ops.sum(keras.ops.squeeze(weights, axis=-1) * values) / safe_total
-    return keras.ops.where(has_weight, mean, keras.ops.zeros_like(mean))
-
-
-def batch_level_call(loss, y_true, y_pred, sample_weight, compute):
-    """Runs a batch-level loss the way ``keras.losses.Loss.__call__`` would.
-
-    Inputs are converted to the loss dtype as Keras does; ``compute(y_true,
-    y_pred, weights)`` receives the ``(B, C)`` pair and ``(B, 1)`` weights and
-    returns one scalar, which comes back in the loss dtype. Keras' own
-    weighting and reduction are not applied: the weights act inside the
-    statistic.
-    """
-    owner = type(loss).__name__
-    with keras.name_scope(loss.name):
-        y_pred = keras.ops.convert_to_tensor(y_pred, dtype=loss.dtype)
-        y_true = keras.ops.convert_to_tensor(y_true, dtype=loss.dtype)
-        y_true, y_pred = as_class_columns(owner, y_true, y_pred)
-        check_value_ranges(owner, y_true, y_pred, loss.from_logits)
-        weights = column_weights(owner, sample_weight, y_pred)
-        return keras.ops.cast(compute(y_true, y_pred, weights), loss.dtype)
+    root = keras.ops.sqrt(keras.ops.where(has_weight, total_weight, 1.0))
+    root = keras.ops.where(has_weight, root, 0.0)
+    return keras.ops.mean(numerics.safe_divide(keras.ops.abs(z), root))

@@ -1,22 +1,21 @@
 """The soft confusion matrix shared by AnyLoss and the metric losses built on it."""
 
 import math
-import numbers
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 
 EPSILON = 1e-5
 """Added to every denominator of a metric (and inside the square roots of the
 geometric mean and MCC), as in the AnyLoss paper; nowhere else."""
 
 AVERAGES = ("micro", "macro")
-_HALF_DTYPES = ("float16", "bfloat16")
 
 
-class SoftConfusionMatrixLoss(keras.losses.Loss):
+class SoftConfusionMatrixLoss(BatchLoss):
     """Base of the AnyLoss family: ``1 - metric(TP, FN, FP, TN)`` on a batch.
 
     Predictions ``p`` (probabilities, or logits passed through a sigmoid
@@ -46,27 +45,17 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name=None,
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: Any | None = None,
+    ) -> None:
         loss_name = type(self).__name__
-        if not is_real_number(amplifying_scale) or amplifying_scale <= 0:
-            raise ValueError(
-                f"{loss_name}: `amplifying_scale` must be a finite number > 0; "
-                f"got amplifying_scale={amplifying_scale!r}."
-            )
-        if not isinstance(from_logits, bool):
-            raise ValueError(
-                f"{loss_name}: `from_logits` must be a bool; got from_logits={from_logits!r}."
-            )
-        if average not in AVERAGES:
-            raise ValueError(
-                f"{loss_name}: `average` must be one of {AVERAGES}; got average={average!r}."
-            )
+        validation.check_positive(loss_name, "amplifying_scale", amplifying_scale)
+        validation.check_bool(loss_name, "from_logits", from_logits)
+        validation.check_choice(loss_name, "average", average, AVERAGES)
         try:
             super().__init__(name=name, reduction=reduction, dtype=dtype)
         except ValueError as error:
@@ -75,26 +64,17 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
         self.from_logits = from_logits
         self.average = average
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         """Returns the metric, elementwise over tensors of shape () or (C,)."""
         raise NotImplementedError
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with keras.name_scope(self.name):
-            return self._batch_loss(y_true, y_pred, sample_weight)
-
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self._batch_loss(y_true, y_pred, None)
-
-    def _batch_loss(self, y_true, y_pred, sample_weight):
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
         tp, fn, fp, tn = self.soft_confusion_matrix(y_true, y_pred, sample_weight)
-        metric = self.metric(tp, fn, fp, tn)
-        loss = 1.0 - keras.ops.mean(metric)
-        return keras.ops.cast(loss, self.dtype)
+        return 1.0 - keras.ops.mean(self.metric(tp, fn, fp, tn))
 
-    def soft_confusion_matrix(self, y_true, y_pred, sample_weight=None):
+    def soft_confusion_matrix(
+        self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
+    ) -> tuple[Any, Any, Any, Any]:
         """Returns the weighted soft ``(TP, FN, FP, TN)``.
 
         Each has shape () with ``average="micro"`` (sums over every cell) and
@@ -115,24 +95,20 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
         tn = keras.ops.maximum(keras.ops.sum(negatives, axis=axis) - fp, 0.0)
         return tp, fn, fp, tn
 
-    def _prepare(self, y_true, y_pred, sample_weight):
+    def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> tuple:
         loss_name = type(self).__name__
-        compute_dtype = "float32" if self.dtype in _HALF_DTYPES else self.dtype
-        # Half-precision inputs and loss dtypes compute in float32.
-        y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred), compute_dtype)
-        y_true = keras.ops.cast(keras.ops.convert_to_tensor(y_true), compute_dtype)
-        y_true, y_pred = _squeeze_trailing_unit_axis(y_true, y_pred)
-        pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+        # A direct call of soft_confusion_matrix passes raw inputs; through
+        # __call__ these casts find the compute dtype already.
+        y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred), self.compute_dtype)
+        y_true = keras.ops.cast(keras.ops.convert_to_tensor(y_true), self.compute_dtype)
+        y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
+        pred_shape = shapes.static_shape(y_pred)
         if len(pred_shape) not in (1, 2):
             raise ValueError(
                 f"{loss_name}: `y_pred` must have shape (batch,), (batch, 1) or "
                 f"(batch, labels); got shape {pred_shape}."
             )
-        if not shapes_match(true_shape, pred_shape):
-            raise ValueError(
-                f"{loss_name}: `y_true` and `y_pred` must have the same shape; got "
-                f"y_true shape {true_shape} and y_pred shape {pred_shape}."
-            )
+        shapes.check_same_shape(loss_name, y_true, y_pred)
         _check_hard_labels(loss_name, y_true)
         if not self.from_logits:
             validation.check_probabilities(loss_name, "y_pred", y_pred)
@@ -141,10 +117,10 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
             y_pred = keras.ops.expand_dims(y_pred, axis=-1)
         weights = None
         if sample_weight is not None:
-            weights = _as_cell_weights(loss_name, sample_weight, y_pred, compute_dtype)
+            weights = _as_cell_weights(loss_name, sample_weight, y_pred, self.compute_dtype)
         return y_true, y_pred, weights
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -154,47 +130,19 @@ class SoftConfusionMatrixLoss(keras.losses.Loss):
         }
 
 
-def safe_ratio(numerator, denominator):
+def safe_ratio(numerator: Any, denominator: Any) -> Any:
     """``numerator / (denominator + EPSILON)``, the ratio every metric uses."""
     return numerator / (denominator + EPSILON)
 
 
-def is_real_number(value):
-    """Whether ``value`` is a finite real number (booleans excluded)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def shapes_match(first, second):
-    """Whether two static shapes can be equal, treating ``None`` as a wildcard."""
-    return len(first) == len(second) and all(
-        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
-    )
-
-
-def _squeeze_trailing_unit_axis(y_true, y_pred):
-    # Binary targets arrive as (B,) from datasets and as (B, 1) from a Dense(1)
-    # head; either pairing means the same thing.
-    true_rank, pred_rank = len(y_true.shape), len(y_pred.shape)
-    if true_rank == pred_rank + 1 and y_true.shape[-1] == 1:
-        y_true = keras.ops.squeeze(y_true, axis=-1)
-    elif pred_rank == true_rank + 1 and y_pred.shape[-1] == 1:
-        y_pred = keras.ops.squeeze(y_pred, axis=-1)
-    return y_true, y_pred
-
-
-def _as_cell_weights(loss_name, sample_weight, y_pred, compute_dtype):
+def _as_cell_weights(loss_name: str, sample_weight: Any, y_pred: Any, compute_dtype: str) -> Any:
     weights = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), compute_dtype)
-    weight_shape, pred_shape = static_shape(weights), static_shape(y_pred)
+    weight_shape, pred_shape = shapes.static_shape(weights), shapes.static_shape(y_pred)
     if len(weight_shape) == 1:
         weights = keras.ops.expand_dims(weights, axis=-1)
     accepted = len(weight_shape) == 0 or (
         len(weight_shape) in (1, 2)
-        and shapes_match(weight_shape[:1], pred_shape[:1])
+        and shapes.shapes_match(weight_shape[:1], pred_shape[:1])
         and (len(weight_shape) == 1 or weight_shape[1] in (1, None, pred_shape[1]))
     )
     if not accepted:
@@ -221,8 +169,8 @@ def _check_hard_labels(loss_name: str, y_true: Any) -> None:
     )
     count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(invalid, "int32"))))
     if count:
+        true_shape = shapes.static_shape(y_true)
         raise ValueError(
             f"{loss_name}: `y_true` must hold hard labels 0 or 1; {count} of "
-            f"{math.prod(static_shape(y_true))} entries of y_true (shape "
-            f"{static_shape(y_true)}) are other values."
+            f"{math.prod(true_shape)} entries of y_true (shape {true_shape}) are other values."
         )

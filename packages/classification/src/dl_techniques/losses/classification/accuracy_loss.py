@@ -1,5 +1,7 @@
 """AnyLoss accuracy loss."""
 
+from typing import Any
+
 from dl_techniques.losses.classification._confusion import SoftConfusionMatrixLoss, safe_ratio
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -50,13 +52,13 @@ class AccuracyLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="accuracy_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "accuracy_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -66,5 +68,5 @@ class AccuracyLoss(SoftConfusionMatrixLoss):
             dtype=dtype,
         )
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         return safe_ratio(tp + tn, tp + fn + fp + tn)

@@ -3,6 +3,8 @@
 import contextlib
 import importlib
 import types
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
@@ -89,14 +91,14 @@ class AnyLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        metric_fn,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="any_loss",
-        dtype=None,
-    ):
+        metric_fn: Callable[..., Any],
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "any_loss",
+        dtype: Any | None = None,
+    ) -> None:
         if not callable(metric_fn):
             raise ValueError(
                 f"AnyLoss: `metric_fn` must be a callable (tp, fn, fp, tn) -> metric; "
@@ -112,7 +114,7 @@ class AnyLoss(SoftConfusionMatrixLoss):
         )
         self.metric_fn = metric_fn
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         value = keras.ops.convert_to_tensor(self.metric_fn(tp, fn, fp, tn))
         if tuple(value.shape) != tuple(tp.shape):
             raise ValueError(
@@ -122,11 +124,11 @@ class AnyLoss(SoftConfusionMatrixLoss):
             )
         return value
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "metric_fn": _serialize_metric_fn(self.metric_fn)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "AnyLoss":
         config = dict(config)
         if isinstance(config.get("metric_fn"), dict):
             config["metric_fn"] = _deserialize_metric_fn(config["metric_fn"])

@@ -1,5 +1,7 @@
 """AnyLoss balanced accuracy loss."""
 
+from typing import Any
+
 from dl_techniques.losses.classification._confusion import SoftConfusionMatrixLoss, safe_ratio
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -53,13 +55,13 @@ class BalancedAccuracyLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="balanced_accuracy_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "balanced_accuracy_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -69,5 +71,5 @@ class BalancedAccuracyLoss(SoftConfusionMatrixLoss):
             dtype=dtype,
         )
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         return 0.5 * (safe_ratio(tp, tp + fn) + safe_ratio(tn, tn + fp))

@@ -1,5 +1,7 @@
 """Brier score of probabilistic classification."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _calibration
@@ -66,23 +68,23 @@ class BrierScoreLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        from_logits=False,
-        reduction="sum_over_batch_size",
-        name="brier_score_loss",
-        dtype=None,
-    ):
-        _calibration.check_bool("BrierScoreLoss", "from_logits", from_logits)
+        from_logits: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "brier_score_loss",
+        dtype: Any | None = None,
+    ) -> None:
+        validation.check_bool("BrierScoreLoss", "from_logits", from_logits)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = from_logits
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true, y_pred = _calibration.as_class_columns("BrierScoreLoss", y_true, y_pred)
         _calibration.check_value_ranges("BrierScoreLoss", y_true, y_pred, self.from_logits)
         probs = _calibration.probabilities(y_pred, self.from_logits)
         return _calibration.brier_per_sample(y_true, probs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

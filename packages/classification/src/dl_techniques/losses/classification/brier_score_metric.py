@@ -1,5 +1,7 @@
 """Brier score as a streaming Keras metric."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _calibration
@@ -47,8 +49,10 @@ class BrierScoreMetric(keras.metrics.Metric):
     ```
     """
 
-    def __init__(self, from_logits=False, name="brier_score", dtype=None):
-        _calibration.check_bool("BrierScoreMetric", "from_logits", from_logits)
+    def __init__(
+        self, from_logits: bool = False, name: str = "brier_score", dtype: Any | None = None
+    ) -> None:
+        validation.check_bool("BrierScoreMetric", "from_logits", from_logits)
         super().__init__(name=name, dtype=dtype)
         self.from_logits = from_logits
         self.weighted_total = self.add_variable(
@@ -59,7 +63,7 @@ class BrierScoreMetric(keras.metrics.Metric):
         )
 
     @validation.checks_values
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> None:
         y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
         y_true = keras.ops.convert_to_tensor(y_true, dtype=self.dtype)
         y_true, y_pred = _calibration.as_class_columns("BrierScoreMetric", y_true, y_pred)
@@ -71,10 +75,10 @@ class BrierScoreMetric(keras.metrics.Metric):
         self.weighted_total.assign_add(keras.ops.cast(weighted_sum, self.dtype))
         self.total_weight.assign_add(keras.ops.cast(keras.ops.sum(weights), self.dtype))
 
-    def result(self):
+    def result(self) -> Any:
         return keras.ops.divide_no_nan(self.weighted_total, self.total_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "dtype": self._dtype_policy.name,

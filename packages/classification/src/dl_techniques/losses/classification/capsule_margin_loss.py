@@ -1,11 +1,11 @@
 """Margin loss on the lengths of capsule vectors."""
 
 import math
-import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "CapsuleMarginLoss"
@@ -77,13 +77,13 @@ class CapsuleMarginLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        positive_margin=0.9,
-        negative_margin=0.1,
-        downweight=0.5,
-        reduction="sum_over_batch_size",
-        name="capsule_margin_loss",
-        dtype=None,
-    ):
+        positive_margin: float = 0.9,
+        negative_margin: float = 0.1,
+        downweight: float = 0.5,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "capsule_margin_loss",
+        dtype: Any | None = None,
+    ) -> None:
         self.positive_margin = _open_unit_interval("positive_margin", positive_margin)
         self.negative_margin = _open_unit_interval("negative_margin", negative_margin)
         if self.positive_margin <= self.negative_margin:
@@ -91,7 +91,7 @@ class CapsuleMarginLoss(keras.losses.Loss):
                 f"{_NAME}: `positive_margin` must be greater than `negative_margin`; got "
                 f"positive_margin={positive_margin!r} and negative_margin={negative_margin!r}."
             )
-        if not _is_real_number(downweight) or not 0.0 < downweight <= 1.0:
+        if not validation.is_real_number(downweight) or not 0.0 < downweight <= 1.0:
             raise ValueError(
                 f"{_NAME}: `downweight` must be a number in (0, 1]; got downweight={downweight!r}."
             )
@@ -99,19 +99,16 @@ class CapsuleMarginLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_pred = numerics.upcast_half(y_pred)
         y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
-        true_shape, pred_shape = _static_shape(y_true), _static_shape(y_pred)
+        true_shape, pred_shape = shapes.static_shape(y_true), shapes.static_shape(y_pred)
         if len(pred_shape) not in (2, 3):
             raise ValueError(
                 f"{_NAME}: `y_pred` must be capsule lengths (batch, num_classes) or capsule "
                 f"vectors (batch, num_classes, capsule_dim); got y_pred shape {pred_shape}."
             )
-        if len(true_shape) != 2 or not all(
-            a is None or b is None or a == b
-            for a, b in zip(true_shape, pred_shape[:2], strict=True)
-        ):
+        if not shapes.shapes_match(true_shape, pred_shape[:2]):
             raise ValueError(
                 f"{_NAME}: `y_true` must have shape (batch, num_classes) matching y_pred's "
                 f"first two axes; got y_true shape {true_shape} and y_pred shape {pred_shape}."
@@ -140,7 +137,7 @@ class CapsuleMarginLoss(keras.losses.Loss):
         per_class = y_true * present_cost + self.downweight * (1.0 - y_true) * absent_cost
         return keras.ops.sum(per_class, axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -150,18 +147,11 @@ class CapsuleMarginLoss(keras.losses.Loss):
         }
 
 
-def _open_unit_interval(argument, value):
-    if not _is_real_number(value) or not 0.0 < value < 1.0:
+def _open_unit_interval(argument: str, value: Any) -> float:
+    # Core's check_interval is closed; a margin of 0 or 1 is degenerate.
+    if not validation.is_real_number(value) or not 0.0 < value < 1.0:
         raise ValueError(
             f"{_NAME}: `{argument}` must be a number in the open interval (0, 1); "
             f"got {argument}={value!r}."
         )
     return float(value)
-
-
-def _is_real_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _static_shape(tensor):
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)

@@ -1,14 +1,19 @@
 """Brier score plus Spiegelhalter's Z loss, as one batch-level loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _calibration
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
+
+_NAME = "CombinedCalibrationLoss"
 
 
 @register_serializable
-class CombinedCalibrationLoss(keras.losses.Loss):
+class CombinedCalibrationLoss(BatchLoss):
     """Convex combination of the Brier score and the Spiegelhalter Z loss.
 
     With weights w_i (1 without ``sample_weight``), ``N = sum_i w_i`` and
@@ -70,39 +75,35 @@ class CombinedCalibrationLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        alpha=0.5,
-        use_squared=True,
-        from_logits=False,
-        reduction="sum_over_batch_size",
-        name="combined_calibration_loss",
-        dtype=None,
-    ):
-        _calibration.check_alpha("CombinedCalibrationLoss", alpha)
-        _calibration.check_bool("CombinedCalibrationLoss", "use_squared", use_squared)
-        _calibration.check_bool("CombinedCalibrationLoss", "from_logits", from_logits)
+        alpha: float = 0.5,
+        use_squared: bool = True,
+        from_logits: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "combined_calibration_loss",
+        dtype: Any | None = None,
+    ) -> None:
+        validation.check_interval(_NAME, "alpha", alpha, 0.0, 1.0)
+        validation.check_bool(_NAME, "use_squared", use_squared)
+        validation.check_bool(_NAME, "from_logits", from_logits)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha = alpha
         self.use_squared = use_squared
         self.from_logits = from_logits
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return _calibration.batch_level_call(self, y_true, y_pred, sample_weight, self._compute)
-
-    def call(self, y_true, y_pred):
-        return self(y_true, y_pred)
-
-    def _compute(self, y_true, y_pred, weights):
-        probs = _calibration.probabilities(y_pred, self.from_logits)
-        total_weight = keras.ops.sum(weights)
-        brier = _calibration.weighted_mean(
-            _calibration.brier_per_sample(y_true, probs), weights, total_weight
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        y_true, probs, weights = _calibration.batch_columns(
+            _NAME,
+            y_true,
+            keras.ops.cast(y_pred, self.compute_dtype),
+            sample_weight,
+            self.from_logits,
         )
+        brier = numerics.weighted_mean(_calibration.brier_per_sample(y_true, probs), weights[:, 0])
         numerator, variance = _calibration.spiegelhalter_sums(y_true, probs, weights)
-        z_loss = _calibration.z_loss(numerator, variance, total_weight, self.use_squared)
+        z_loss = _calibration.z_loss(numerator, variance, keras.ops.sum(weights), self.use_squared)
         return self.alpha * brier + (1.0 - self.alpha) * z_loss
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

@@ -1,14 +1,19 @@
 """Cross-entropy with separate confidence and class-diversity entropy terms."""
 
+from typing import Any
+
+import keras
+
 from dl_techniques.losses.classification import _information
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "DecoupledInformationLoss"
 
 
 @register_serializable
-class DecoupledInformationLoss(_information.BatchStatisticLoss):
+class DecoupledInformationLoss(BatchLoss):
     """Cross-entropy minus a per-sample and a batch-level entropy bonus.
 
     For one-hot targets ``y`` (smoothed to ``t``), predicted distributions
@@ -44,7 +49,8 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
     Under data-parallel training ``p_bar`` is the mean over all replicas.
 
     Shapes: ``y_true`` one-hot ``(B, K)``, ``y_pred`` logits or probabilities
-    ``(B, K)``; ``call`` returns one value per sample.
+    ``(B, K)``; with ``reduction=None`` the loss returns one value per sample.
+    Keras masks are not read (pass a mask as ``sample_weight``).
 
     Targets other than 0 and 1 (label smoothing is applied inside, to hard
     targets) and, with ``from_logits=False``, probabilities outside [0, 1]
@@ -89,14 +95,14 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
 
     def __init__(
         self,
-        uncertainty_weight=0.2,
-        diversity_weight=0.01,
-        label_smoothing=0.0,
-        from_logits=True,
-        reduction="sum_over_batch_size",
-        name="decoupled_information_loss",
-        dtype=None,
-    ):
+        uncertainty_weight: float = 0.2,
+        diversity_weight: float = 0.01,
+        label_smoothing: float = 0.0,
+        from_logits: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "decoupled_information_loss",
+        dtype: Any | None = None,
+    ) -> None:
         self.uncertainty_weight = _information.non_negative_number(
             _NAME, "uncertainty_weight", uncertainty_weight
         )
@@ -104,15 +110,17 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
             _NAME, "diversity_weight", diversity_weight
         )
         self.label_smoothing = _information.label_smoothing_value(_NAME, label_smoothing)
-        self.from_logits = _information.boolean_flag(_NAME, "from_logits", from_logits)
+        validation.check_bool(_NAME, "from_logits", from_logits)
+        self.from_logits = from_logits
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        y_true, y_pred = _information.as_float_pair(y_true, y_pred)
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        y_true, y_pred = _information.as_float_pair(
+            y_true, keras.ops.cast(y_pred, self.compute_dtype)
+        )
         _information.check_class_shapes(_NAME, y_true, y_pred)
         _information.check_values(_NAME, y_true, y_pred, self.from_logits)
-        weights = self._frequency_weights
+        weights = _information.frequency_weights(_NAME, sample_weight, y_pred)
 
         probs, log_probs = _information.probabilities_and_logs(y_pred, self.from_logits)
         targets = _information.smoothed_targets(y_true, self.label_smoothing)
@@ -120,11 +128,13 @@ class DecoupledInformationLoss(_information.BatchStatisticLoss):
         per_sample = per_sample - self.uncertainty_weight * _information.entropy(probs, log_probs)
         mean_prediction = _information.batch_mean(probs, weights)
         diversity = _information.entropy_of_distribution(mean_prediction)
-        return per_sample - self.diversity_weight * diversity
+        per_sample = per_sample - self.diversity_weight * diversity
+        return _information.reduce_per_sample(per_sample, weights, self.reduction)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
+            "dtype": self._dtype_policy.name,
             "uncertainty_weight": self.uncertainty_weight,
             "diversity_weight": self.diversity_weight,
             "label_smoothing": self.label_smoothing,

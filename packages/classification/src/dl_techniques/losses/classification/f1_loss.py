@@ -1,5 +1,7 @@
 """AnyLoss F1 loss."""
 
+from typing import Any
+
 from dl_techniques.losses.classification.fbeta_loss import FBetaLoss
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -51,13 +53,13 @@ class F1Loss(FBetaLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="f1_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "f1_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             beta=1.0,
             amplifying_scale=amplifying_scale,
@@ -68,7 +70,7 @@ class F1Loss(FBetaLoss):
             dtype=dtype,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["beta"]
         return config

@@ -1,10 +1,9 @@
 """AnyLoss F-beta loss."""
 
-from dl_techniques.losses.classification._confusion import (
-    SoftConfusionMatrixLoss,
-    is_real_number,
-    safe_ratio,
-)
+from typing import Any
+
+from dl_techniques.losses.classification._confusion import SoftConfusionMatrixLoss, safe_ratio
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -60,18 +59,15 @@ class FBetaLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        beta=1.0,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="fbeta_loss",
-        dtype=None,
-    ):
-        if not is_real_number(beta) or beta <= 0:
-            raise ValueError(
-                f"{type(self).__name__}: `beta` must be a finite number > 0; got beta={beta!r}."
-            )
+        beta: float = 1.0,
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "fbeta_loss",
+        dtype: Any | None = None,
+    ) -> None:
+        validation.check_positive(type(self).__name__, "beta", beta)
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -82,10 +78,10 @@ class FBetaLoss(SoftConfusionMatrixLoss):
         )
         self.beta = float(beta)
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         beta_squared = self.beta**2
         weighted_tp = (1.0 + beta_squared) * tp
         return safe_ratio(weighted_tp, weighted_tp + beta_squared * fn + fp)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta": self.beta}

@@ -1,9 +1,12 @@
 """Focal cross-entropy with a confidence penalty."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _information
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "FocalUncertaintyLoss"
@@ -96,35 +99,36 @@ class FocalUncertaintyLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        gamma=2.0,
-        alpha=None,
-        uncertainty_weight=0.1,
-        label_smoothing=0.0,
-        from_logits=True,
-        reduction="sum_over_batch_size",
-        name="focal_uncertainty_loss",
-        dtype=None,
-    ):
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | None = None,
+        uncertainty_weight: float = 0.1,
+        label_smoothing: float = 0.0,
+        from_logits: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "focal_uncertainty_loss",
+        dtype: Any | None = None,
+    ) -> None:
         self.gamma = _information.non_negative_number(_NAME, "gamma", gamma)
         self.alpha = _validated_alpha(alpha)
         self.uncertainty_weight = _information.non_negative_number(
             _NAME, "uncertainty_weight", uncertainty_weight
         )
         self.label_smoothing = _information.label_smoothing_value(_NAME, label_smoothing)
-        self.from_logits = _information.boolean_flag(_NAME, "from_logits", from_logits)
+        validation.check_bool(_NAME, "from_logits", from_logits)
+        self.from_logits = from_logits
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true, y_pred = _information.as_float_pair(y_true, y_pred)
         _information.check_class_shapes(_NAME, y_true, y_pred)
         _information.check_values(_NAME, y_true, y_pred, self.from_logits)
-        num_classes = _information.static_shape(y_pred)[-1]
+        num_classes = shapes.static_shape(y_pred)[-1]
         if isinstance(self.alpha, list) and num_classes not in (None, len(self.alpha)):
             raise ValueError(
                 f"{_NAME}: `alpha` has {len(self.alpha)} per-class weights but y_pred has "
                 f"{num_classes} classes; got alpha shape ({len(self.alpha)},) and y_pred "
-                f"shape {_information.static_shape(y_pred)}."
+                f"shape {shapes.static_shape(y_pred)}."
             )
 
         probs, log_probs = _information.probabilities_and_logs(y_pred, self.from_logits)
@@ -140,7 +144,7 @@ class FocalUncertaintyLoss(keras.losses.Loss):
             return focal
         return focal - self.uncertainty_weight * _information.entropy(probs, log_probs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -152,7 +156,7 @@ class FocalUncertaintyLoss(keras.losses.Loss):
         }
 
 
-def _validated_alpha(alpha):
+def _validated_alpha(alpha: Any) -> float | list[float] | None:
     """Returns ``None``, a float or a list of floats, or raises ``ValueError``."""
     if alpha is None:
         return None

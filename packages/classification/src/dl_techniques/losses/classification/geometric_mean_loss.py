@@ -1,5 +1,7 @@
 """AnyLoss geometric mean (of sensitivity and specificity) loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification._confusion import (
@@ -61,13 +63,13 @@ class GeometricMeanLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="geometric_mean_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "geometric_mean_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -77,7 +79,7 @@ class GeometricMeanLoss(SoftConfusionMatrixLoss):
             dtype=dtype,
         )
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         sensitivity = safe_ratio(tp, tp + fn)
         specificity = safe_ratio(tn, tn + fp)
         return keras.ops.sqrt(sensitivity * specificity + EPSILON)

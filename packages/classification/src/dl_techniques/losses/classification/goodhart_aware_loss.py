@@ -1,14 +1,19 @@
 """Cross-entropy with a confidence penalty and a mutual-information bottleneck."""
 
+from typing import Any
+
+import keras
+
 from dl_techniques.losses.classification import _information
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "GoodhartAwareLoss"
 
 
 @register_serializable
-class GoodhartAwareLoss(_information.BatchStatisticLoss):
+class GoodhartAwareLoss(BatchLoss):
     """Cross-entropy regularised against over-optimising the training proxy.
 
     Goodhart's law: a measure that becomes a target stops being a good
@@ -54,7 +59,8 @@ class GoodhartAwareLoss(_information.BatchStatisticLoss):
     are taken over all replicas.
 
     Shapes: ``y_true`` one-hot ``(B, K)``, ``y_pred`` logits or probabilities
-    ``(B, K)``; ``call`` returns one value per sample.
+    ``(B, K)``; with ``reduction=None`` the loss returns one value per sample.
+    Keras masks are not read (pass a mask as ``sample_weight``).
 
     Targets other than 0 and 1 (label smoothing is applied inside, to hard
     targets) and, with ``from_logits=False``, probabilities outside [0, 1]
@@ -97,28 +103,30 @@ class GoodhartAwareLoss(_information.BatchStatisticLoss):
 
     def __init__(
         self,
-        entropy_weight=0.1,
-        mi_weight=0.01,
-        label_smoothing=0.0,
-        from_logits=True,
-        reduction="sum_over_batch_size",
-        name="goodhart_aware_loss",
-        dtype=None,
-    ):
+        entropy_weight: float = 0.1,
+        mi_weight: float = 0.01,
+        label_smoothing: float = 0.0,
+        from_logits: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "goodhart_aware_loss",
+        dtype: Any | None = None,
+    ) -> None:
         self.entropy_weight = _information.non_negative_number(
             _NAME, "entropy_weight", entropy_weight
         )
         self.mi_weight = _information.non_negative_number(_NAME, "mi_weight", mi_weight)
         self.label_smoothing = _information.label_smoothing_value(_NAME, label_smoothing)
-        self.from_logits = _information.boolean_flag(_NAME, "from_logits", from_logits)
+        validation.check_bool(_NAME, "from_logits", from_logits)
+        self.from_logits = from_logits
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        y_true, y_pred = _information.as_float_pair(y_true, y_pred)
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        y_true, y_pred = _information.as_float_pair(
+            y_true, keras.ops.cast(y_pred, self.compute_dtype)
+        )
         _information.check_class_shapes(_NAME, y_true, y_pred)
         _information.check_values(_NAME, y_true, y_pred, self.from_logits)
-        weights = self._frequency_weights
+        weights = _information.frequency_weights(_NAME, sample_weight, y_pred)
 
         probs, log_probs = _information.probabilities_and_logs(y_pred, self.from_logits)
         targets = _information.smoothed_targets(y_true, self.label_smoothing)
@@ -129,11 +137,13 @@ class GoodhartAwareLoss(_information.BatchStatisticLoss):
         mutual_information = marginal_entropy - _information.batch_mean(sample_entropy, weights)
         per_sample = _information.cross_entropy(targets, log_probs)
         per_sample = per_sample - self.entropy_weight * sample_entropy
-        return per_sample + self.mi_weight * mutual_information
+        per_sample = per_sample + self.mi_weight * mutual_information
+        return _information.reduce_per_sample(per_sample, weights, self.reduction)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
+            "dtype": self._dtype_policy.name,
             "entropy_weight": self.entropy_weight,
             "mi_weight": self.mi_weight,
             "label_smoothing": self.label_smoothing,

@@ -1,5 +1,7 @@
 """AnyLoss Matthews correlation coefficient loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification._confusion import EPSILON, SoftConfusionMatrixLoss
@@ -55,13 +57,13 @@ class MCCLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="mcc_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "mcc_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -71,7 +73,7 @@ class MCCLoss(SoftConfusionMatrixLoss):
             dtype=dtype,
         )
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         numerator = tp * tn - fp * fn
         denominator = keras.ops.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + EPSILON)
         return 0.5 * (numerator / denominator + 1.0)

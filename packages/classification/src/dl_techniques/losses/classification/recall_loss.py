@@ -1,5 +1,7 @@
 """AnyLoss recall (sensitivity) loss."""
 
+from typing import Any
+
 from dl_techniques.losses.classification._confusion import SoftConfusionMatrixLoss, safe_ratio
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -54,13 +56,13 @@ class RecallLoss(SoftConfusionMatrixLoss):
 
     def __init__(
         self,
-        amplifying_scale=73.0,
-        from_logits=False,
-        average="micro",
-        reduction="sum_over_batch_size",
-        name="recall_loss",
-        dtype=None,
-    ):
+        amplifying_scale: float = 73.0,
+        from_logits: bool = False,
+        average: str = "micro",
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "recall_loss",
+        dtype: Any | None = None,
+    ) -> None:
         super().__init__(
             amplifying_scale=amplifying_scale,
             from_logits=from_logits,
@@ -70,5 +72,5 @@ class RecallLoss(SoftConfusionMatrixLoss):
             dtype=dtype,
         )
 
-    def metric(self, tp, fn, fp, tn):
+    def metric(self, tp: Any, fn: Any, fp: Any, tn: Any) -> Any:
         return safe_ratio(tp, tp + fn)

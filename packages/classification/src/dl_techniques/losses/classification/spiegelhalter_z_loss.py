@@ -1,14 +1,19 @@
 """Spiegelhalter's Z calibration statistic as a batch-level loss."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _calibration
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
+
+_NAME = "SpiegelhalterZLoss"
 
 
 @register_serializable
-class SpiegelhalterZLoss(keras.losses.Loss):
+class SpiegelhalterZLoss(BatchLoss):
     """Squared (or absolute) Spiegelhalter Z statistic of a batch.
 
     Spiegelhalter's test statistic compares the Brier score of the batch with
@@ -75,31 +80,30 @@ class SpiegelhalterZLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        use_squared=True,
-        from_logits=False,
-        reduction="sum_over_batch_size",
-        name="spiegelhalter_z_loss",
-        dtype=None,
-    ):
-        _calibration.check_bool("SpiegelhalterZLoss", "use_squared", use_squared)
-        _calibration.check_bool("SpiegelhalterZLoss", "from_logits", from_logits)
+        use_squared: bool = True,
+        from_logits: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = "spiegelhalter_z_loss",
+        dtype: Any | None = None,
+    ) -> None:
+        validation.check_bool(_NAME, "use_squared", use_squared)
+        validation.check_bool(_NAME, "from_logits", from_logits)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.use_squared = use_squared
         self.from_logits = from_logits
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return _calibration.batch_level_call(self, y_true, y_pred, sample_weight, self._compute)
-
-    def call(self, y_true, y_pred):
-        return self(y_true, y_pred)
-
-    def _compute(self, y_true, y_pred, weights):
-        probs = _calibration.probabilities(y_pred, self.from_logits)
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        y_true, probs, weights = _calibration.batch_columns(
+            _NAME,
+            y_true,
+            keras.ops.cast(y_pred, self.compute_dtype),
+            sample_weight,
+            self.from_logits,
+        )
         numerator, variance = _calibration.spiegelhalter_sums(y_true, probs, weights)
         return _calibration.z_loss(numerator, variance, keras.ops.sum(weights), self.use_squared)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,

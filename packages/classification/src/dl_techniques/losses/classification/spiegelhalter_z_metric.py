@@ -1,9 +1,11 @@
 """Spiegelhalter's Z statistic as a streaming Keras metric."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.classification import _calibration
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 
@@ -63,9 +65,15 @@ class SpiegelhalterZMetric(keras.metrics.Metric):
     ```
     """
 
-    def __init__(self, num_classes=1, from_logits=False, name="spiegelhalter_z", dtype=None):
-        _calibration.check_num_classes("SpiegelhalterZMetric", num_classes)
-        _calibration.check_bool("SpiegelhalterZMetric", "from_logits", from_logits)
+    def __init__(
+        self,
+        num_classes: int = 1,
+        from_logits: bool = False,
+        name: str = "spiegelhalter_z",
+        dtype: Any | None = None,
+    ) -> None:
+        validation.check_positive_int("SpiegelhalterZMetric", "num_classes", num_classes)
+        validation.check_bool("SpiegelhalterZMetric", "from_logits", from_logits)
         super().__init__(name=name, dtype=dtype)
         self.num_classes = num_classes
         self.from_logits = from_logits
@@ -77,10 +85,10 @@ class SpiegelhalterZMetric(keras.metrics.Metric):
         )
 
     @validation.checks_values
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> None:
         y_pred = keras.ops.convert_to_tensor(y_pred, dtype=self.dtype)
         y_true = keras.ops.convert_to_tensor(y_true, dtype=self.dtype)
-        original_shape = _calibration.static_shape(y_pred)
+        original_shape = shapes.static_shape(y_pred)
         y_true, y_pred = _calibration.as_class_columns("SpiegelhalterZMetric", y_true, y_pred)
         if y_pred.shape[-1] != self.num_classes:
             raise ValueError(
@@ -95,13 +103,13 @@ class SpiegelhalterZMetric(keras.metrics.Metric):
         self.numerator.assign_add(keras.ops.cast(numerator, self.dtype))
         self.variance.assign_add(keras.ops.cast(variance, self.dtype))
 
-    def result(self):
+    def result(self) -> Any:
         z = _calibration.z_statistic(self.numerator, self.variance)
         if self.num_classes == 1:
             return z[0]
         return keras.ops.sqrt(keras.ops.mean(keras.ops.square(z)))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "dtype": self._dtype_policy.name,

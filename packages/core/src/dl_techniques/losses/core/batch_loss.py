@@ -80,8 +80,10 @@ class BatchLoss(keras.losses.Loss):
                 value = distributed.scale_for_replicas(value)
             return keras.ops.cast(value, self.dtype)
 
+    @validation.checks_values
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        # Keras' Loss.__call__ reaches here only for per-sample configurations.
+        # Keras' Loss.__call__ reaches here for per-sample configurations; a
+        # direct call follows the same first-eager-call rule.
         return self.batch_value(self._to_tensors(y_true), self._to_tensors(y_pred), None)
 
     def _to_tensors(self, value: Any) -> Any:
