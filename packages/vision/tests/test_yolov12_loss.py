@@ -634,7 +634,7 @@ def test_task_outputs_of_different_batch_sizes_raise():
     y_true, y_pred = multitask_batch(rng)
     y_pred["classification"] = y_pred["classification"][:1]
     y_true["classification"] = y_true["classification"][:1]
-    expected = r"YOLOv12MultiTaskLoss: the outputs .*batch size.*\(1, 4\)"
+    expected = r"YOLOv12MultiTaskLoss: the inputs .*batch size.*\(1, 4\)"
     with pytest.raises(ValueError, match=expected):
         multitask_loss()(y_true, y_pred)
 

@@ -172,5 +172,6 @@ def _check_hard_labels(loss_name: str, y_true: Any) -> None:
         true_shape = shapes.static_shape(y_true)
         raise ValueError(
             f"{loss_name}: `y_true` must hold hard labels 0 or 1; {count} of "
-            f"{math.prod(true_shape)} entries of y_true (shape {true_shape}) are other values."
+            f"{math.prod(keras.ops.shape(y_true))} entries of y_true (shape {true_shape}) are "
+            "other values."
         )

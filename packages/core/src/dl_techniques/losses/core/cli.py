@@ -40,7 +40,8 @@ def _list(arguments):
 
 def _docstring_section(doc, heading):
     lines = inspect.cleandoc(doc or "").splitlines()
-    collected, inside = [], False
+    collected: list[str] = []
+    inside = False
     for line in lines:
         stripped = line.strip()
         if stripped.rstrip(":").lower() in (heading, heading + "s"):

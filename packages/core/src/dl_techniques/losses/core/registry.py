@@ -17,6 +17,7 @@ import importlib.metadata
 import logging
 import re
 import threading
+from typing import Any
 
 from dl_techniques.losses.core import catalog
 
@@ -122,7 +123,7 @@ class _Index:
         )
         self.by_qualified_name = {entry.qualified_name: entry for entry in self.all_entries}
         self.winners = {}
-        claimants = {}
+        claimants: dict[str, list[Any]] = {}
         for entry in self.all_entries:
             claimants.setdefault(entry.name, []).append(entry)
         for name, entries in claimants.items():

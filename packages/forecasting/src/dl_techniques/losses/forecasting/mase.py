@@ -140,12 +140,12 @@ class MASELoss(keras.losses.Loss):
             insample = y_true[:, :insample_length]
             target = y_true[:, insample_length:]
 
-        insample_length = shapes.static_shape(insample)[1]
-        if insample_length is not None and insample_length <= self.seasonality:
+        history_length = shapes.static_shape(insample)[1]
+        if history_length is not None and history_length <= self.seasonality:
             raise ValueError(
                 "MASELoss: the in-sample history must be longer than "
                 f"`seasonality`={self.seasonality}; got insample length "
-                f"{insample_length} (y_pred shape {shapes.static_shape(y_pred)})."
+                f"{history_length} (y_pred shape {shapes.static_shape(y_pred)})."
             )
         return target, insample, y_pred
 

@@ -139,15 +139,15 @@ class WGANGPModel(keras.Model):
                     f"{argument}={kwargs[argument]!r}."
                 )
             kwargs.pop(argument, None)
-        critic_optimizer = _optimizer(critic_optimizer)
-        generator_optimizer = _optimizer(generator_optimizer)
-        if critic_optimizer is generator_optimizer:
+        critic = _optimizer(critic_optimizer)
+        generator = _optimizer(generator_optimizer)
+        if critic is generator:
             raise ValueError(
                 "WGANGPModel: `critic_optimizer` and `generator_optimizer` must be two "
                 "optimizer instances; got the same instance twice."
             )
-        self.critic_optimizer = critic_optimizer
-        self.generator_optimizer = generator_optimizer
+        self.critic_optimizer = critic
+        self.generator_optimizer = generator
         pair = _OptimizerPair(critic_optimizer, generator_optimizer, self._variable_groups)
         super().compile(optimizer=pair, **kwargs)
         self._wgan_compile_config = {
@@ -404,7 +404,7 @@ def _torch_apply(torch, optimizer, variables):
         optimizer.apply(gradients, variables)
 
 
-def _optimizer(optimizer):
+def _optimizer(optimizer: Any) -> Any:
     if optimizer is None:
         return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
     return keras.optimizers.get(optimizer)

@@ -215,7 +215,7 @@ class DINOLoss(keras.losses.Loss):
                 f"{owner}: the teacher_output rows must be num_global_crops={global_crops} "
                 f"times the number of images; {shapes}."
             )
-        if None not in (teacher_rows, student_rows):
+        if teacher_rows is not None and student_rows is not None:
             images = teacher_rows // global_crops
             if images == 0 or student_rows % images:
                 raise ValueError(

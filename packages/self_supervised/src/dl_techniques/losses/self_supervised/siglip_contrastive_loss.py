@@ -138,16 +138,13 @@ class SigLIPContrastiveLoss(keras.losses.Loss):
         scored against ``image``, or the transposed similarity matrix when
         ``image`` is ``None``.
         """
-        if image is None:
 
-            def block_sum(block):
-                return self._softplus_row_sum(keras.ops.transpose(block))
-
-        else:
+        def block_sum(block: Any, *image: Any) -> Any:
             # `image` is an argument, not a closure: TensorFlow's remat
             # differentiates only with respect to the arguments.
-            def block_sum(block, image):
-                return self._softplus_row_sum(keras.ops.matmul(image, keras.ops.transpose(block)))
+            if not image:
+                return self._softplus_row_sum(keras.ops.transpose(block))
+            return self._softplus_row_sum(keras.ops.matmul(image[0], keras.ops.transpose(block)))
 
         arguments = () if image is None else (image,)
         total_columns = columns.shape[0]

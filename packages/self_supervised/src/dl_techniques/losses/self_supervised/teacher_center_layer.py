@@ -69,7 +69,7 @@ class TeacherCenterLayer(keras.layers.Layer):
         self.out_dim = int(out_dim)
         self.center_momentum = float(center_momentum)
         self.initial_teacher_temp = float(teacher_temp)
-        self._untracked_trace_owner = None
+        self._untracked_trace_owner: str | None = None
         # Every replica assigns the same cross-replica value, so mirrored
         # copies stay equal when the first replica's update is kept.
         self.center = self.add_weight(

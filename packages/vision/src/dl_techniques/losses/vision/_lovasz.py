@@ -17,12 +17,15 @@ handled at once with one sort and one cumulative sum, so the cost is
 ``O(P log P)`` per row and no Python loop runs over images or classes.
 """
 
+from typing import Any
+
 import keras
 
-from dl_techniques.losses.vision import _segmentation_terms
+from dl_techniques.losses.core import numerics
+from dl_techniques.losses.vision._segmentation_inputs import BinaryInputs, MultiClassInputs
 
 
-def lovasz_extension(errors, labels, weights):
+def lovasz_extension(errors: Any, labels: Any, weights: Any) -> Any:
     """The Lovasz extension of the weighted Jaccard loss along the last axis.
 
     Args:
@@ -41,7 +44,7 @@ def lovasz_extension(errors, labels, weights):
     return keras.ops.sum(sorted_errors * gradient, axis=-1)
 
 
-def jaccard_gradient(sorted_labels, sorted_weights):
+def jaccard_gradient(sorted_labels: Any, sorted_weights: Any) -> Any:
     """The increments ``g_k`` of the Jaccard loss along the sorted last axis."""
     foreground = sorted_weights * sorted_labels
     background = sorted_weights * (1.0 - sorted_labels)
@@ -50,16 +53,14 @@ def jaccard_gradient(sorted_labels, sorted_weights):
     union = total + keras.ops.cumsum(background, axis=-1)
     # An empty union (an absent class, only zero-weight pixels so far) is a
     # perfect match: Delta_J = 0.
-    positive = union > 0.0
-    ratio = intersection / keras.ops.where(positive, union, 1.0)
-    jaccard_loss = 1.0 - keras.ops.where(positive, ratio, 1.0)
+    jaccard_loss = 1.0 - numerics.safe_divide(intersection, union, empty_value=1.0)
     previous = keras.ops.concatenate(
         [keras.ops.zeros_like(jaccard_loss[..., :1]), jaccard_loss[..., :-1]], axis=-1
     )
     return jaccard_loss - previous
 
 
-def lovasz_softmax(inputs, class_weights, per_image):
+def lovasz_softmax(inputs: MultiClassInputs, class_weights: list[float], per_image: bool) -> Any:
     """Lovasz-softmax: per class on ``|fg - p_c|``, mean over classes present.
 
     Args:
@@ -83,10 +84,10 @@ def lovasz_softmax(inputs, class_weights, per_image):
     counted = present * weight_vector
     total = keras.ops.sum(counted, axis=-1)
     weighted = keras.ops.sum(per_class * counted, axis=-1)
-    return _segmentation_terms.safe_divide(weighted, total, empty_value=0.0)
+    return numerics.safe_divide(weighted, total, empty_value=0.0)
 
 
-def lovasz_hinge(inputs, per_image):
+def lovasz_hinge(inputs: BinaryInputs, per_image: bool) -> Any:
     """Binary Lovasz hinge on ``max(0, 1 - logit * sign)``, ``sign = 2 fg - 1``.
 
     Args:

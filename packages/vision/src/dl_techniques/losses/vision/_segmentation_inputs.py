@@ -7,11 +7,13 @@ and 0/1 labels as ``(B, P)``.
 """
 
 import collections
-import math
+from typing import Any
 
 import keras
 
 from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core.shapes import shapes_match, static_shape
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
 # Where probabilities are given, log p is taken of p clipped to this floor,
 # as Keras' own categorical cross-entropy does.
@@ -25,19 +27,15 @@ MultiClassInputs = collections.namedtuple(
 BinaryInputs = collections.namedtuple("BinaryInputs", ["logits", "labels", "weights"])
 
 
-def static_shape(tensor):
-    """Returns the static shape as a tuple, ``None`` where unknown."""
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def prepare_multiclass(config, y_true, y_pred, sample_weight):
+def prepare_multiclass(
+    config: SegmentationLossConfig, y_true: Any, y_pred: Any, sample_weight: Any | None
+) -> MultiClassInputs:
     """Checks the inputs and returns :class:`MultiClassInputs`, flattened to ``(B, P, C)``.
 
+    ``y_pred`` is a floating tensor in the dtype of the computation.
     ``sample_weight`` (None for a per-image loss, whose weights Keras applies)
     is a scalar, ``(B,)``, ``(B, 1)`` or one weight per pixel.
     """
-    y_pred = _as_prediction(y_pred)
-    y_true = keras.ops.convert_to_tensor(y_true)
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
     classes = config.num_classes
     if len(pred_shape) < 3:
@@ -59,7 +57,7 @@ def prepare_multiclass(config, y_true, y_pred, sample_weight):
         sparse = True
     else:
         sparse = None
-    if sparse is None or not _shapes_match(true_shape[: len(spatial)], spatial):
+    if sparse is None or not shapes_match(true_shape[: len(spatial)], spatial):
         raise ValueError(
             f"{LOSS_LABEL}: `y_true` must hold one-hot labels shaped like y_pred or class "
             f"ids of shape {spatial} (optionally with a trailing 1); got y_true shape "
@@ -90,15 +88,16 @@ def prepare_multiclass(config, y_true, y_pred, sample_weight):
     )
 
 
-def prepare_binary(config, y_true, y_pred, sample_weight):
+def prepare_binary(
+    config: SegmentationLossConfig, y_true: Any, y_pred: Any, sample_weight: Any | None
+) -> BinaryInputs:
     """Checks the inputs of the Lovasz hinge and returns :class:`BinaryInputs` ``(B, P)``.
 
-    ``y_pred`` holds one logit per pixel, ``(B, H, W)`` or ``(B, H, W, 1)``,
-    or a probability that is turned into its logit when ``from_logits`` is
-    False; labels are 0/1 or ``ignore_index``.
+    ``y_pred`` is a floating tensor holding one logit per pixel, ``(B, H, W)``
+    or ``(B, H, W, 1)``, or a probability that is turned into its logit when
+    ``from_logits`` is False; labels are 0/1 or ``ignore_index``.
     """
-    y_pred = given_pred = _as_prediction(y_pred)
-    y_true = keras.ops.convert_to_tensor(y_true)
+    given_pred = y_pred
     pred_shape = static_shape(y_pred)
     if len(pred_shape) == 4 and pred_shape[-1] == 1:
         y_pred = keras.ops.squeeze(y_pred, axis=-1)
@@ -111,7 +110,7 @@ def prepare_binary(config, y_true, y_pred, sample_weight):
     true_shape = static_shape(y_true)
     if len(true_shape) == 4 and true_shape[-1] == 1:
         y_true = keras.ops.squeeze(y_true, axis=-1)
-    if not _shapes_match(static_shape(y_true), static_shape(y_pred)):
+    if not shapes_match(static_shape(y_true), static_shape(y_pred)):
         raise ValueError(
             f"{LOSS_LABEL}: `y_true` of 'lovasz_hinge' must hold one 0/1 label per pixel "
             f"of y_pred; got y_true shape {true_shape} and y_pred shape {pred_shape}."
@@ -119,7 +118,7 @@ def prepare_binary(config, y_true, y_pred, sample_weight):
     if not config.from_logits:
         validation.check_probabilities(LOSS_LABEL, "y_pred", given_pred)
     ids = numerics.as_float(y_true, y_pred)
-    _check_ids(config, ids, num_ids=2)
+    validation.check_integers(LOSS_LABEL, "y_true", ids, 0, 2, ignore=config.ignore_index)
     valid = _valid_ids(config, ids)
     labels = keras.ops.cast(keras.ops.equal(ids, 1.0), y_pred.dtype) * valid
     logits = y_pred
@@ -132,16 +131,11 @@ def prepare_binary(config, y_true, y_pred, sample_weight):
     return BinaryInputs(_flatten(logits), _flatten(labels), _flatten(weights))
 
 
-def _as_prediction(y_pred):
-    y_pred = keras.ops.convert_to_tensor(y_pred)
-    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(y_pred.dtype)):
-        y_pred = keras.ops.cast(y_pred, keras.backend.floatx())
-    return numerics.upcast_half(y_pred)
-
-
 def _sparse_labels(config, y_true, dtype):
     ids = keras.ops.cast(y_true, dtype)
-    _check_ids(config, ids, num_ids=config.num_classes)
+    validation.check_integers(
+        LOSS_LABEL, "y_true", ids, 0, config.num_classes, ignore=config.ignore_index
+    )
     valid = _valid_ids(config, ids)
     # Ignored ids are replaced before one_hot: torch's one_hot rejects
     # negative ids, and the pixel's weight is 0 anyway.
@@ -152,17 +146,9 @@ def _sparse_labels(config, y_true, dtype):
 
 def _one_hot_labels(config, y_true, dtype):
     labels = keras.ops.cast(y_true, dtype)
-    # The message names the one-hot form, which check_in_range cannot; the
-    # read still follows the first-eager-call rule through values_due.
-    if validation.values_due(labels):
-        outside = keras.ops.logical_or(labels < 0.0, labels > 1.0)
-        count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(outside, "int32"))))
-        if count:
-            raise ValueError(
-                f"{LOSS_LABEL}: one-hot `y_true` must lie in [0, 1]; {count} of "
-                f"{math.prod(static_shape(labels))} entries (y_true shape "
-                f"{static_shape(labels)}) are outside."
-            )
+    validation.check_in_range(
+        LOSS_LABEL, "y_true", labels, 0.0, 1.0, hint="They are read as one-hot labels."
+    )
     ignore = config.ignore_index
     if ignore is None:
         valid = keras.ops.ones_like(labels[..., 0])
@@ -179,26 +165,6 @@ def _valid_ids(config, ids):
     return keras.ops.cast(keras.ops.not_equal(ids, float(config.ignore_index)), ids.dtype)
 
 
-def _check_ids(config, ids, num_ids):
-    # Traced values (jit) have nothing to read, and an instance already
-    # checked on its first eager call is not read again (core.validation).
-    if not validation.values_due(ids):
-        return
-    bad = keras.ops.logical_or(
-        keras.ops.logical_or(ids < 0.0, ids >= float(num_ids)),
-        keras.ops.not_equal(ids, keras.ops.round(ids)),
-    )
-    if config.ignore_index is not None:
-        bad = keras.ops.logical_and(bad, keras.ops.not_equal(ids, float(config.ignore_index)))
-    count = int(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.cast(bad, "int32"))))
-    if count:
-        raise ValueError(
-            f"{LOSS_LABEL}: class ids in `y_true` must be integers in [0, {num_ids}) or "
-            f"ignore_index={config.ignore_index}; {count} of {math.prod(static_shape(ids))} "
-            f"labels (y_true shape {static_shape(ids)}) are out of range."
-        )
-
-
 def _pixel_weights(sample_weight, valid):
     weights = numerics.as_float(keras.ops.convert_to_tensor(sample_weight), valid)
     weight_shape, pixel_shape = static_shape(weights), static_shape(valid)
@@ -208,9 +174,9 @@ def _pixel_weights(sample_weight, valid):
     if len(weight_shape) == 2 and weight_shape[1] == 1:
         weights = keras.ops.squeeze(weights, axis=-1)
         weight_shape = weight_shape[:1]
-    if len(weight_shape) == 1 and _shapes_match(weight_shape, pixel_shape[:1]):
+    if len(weight_shape) == 1 and shapes_match(weight_shape, pixel_shape[:1]):
         weights = keras.ops.reshape(weights, (-1,) + (1,) * (len(pixel_shape) - 1))
-    elif len(weight_shape) != 0 and not _shapes_match(weight_shape, pixel_shape):
+    elif len(weight_shape) != 0 and not shapes_match(weight_shape, pixel_shape):
         raise ValueError(
             f"{LOSS_LABEL}: `sample_weight` must be a scalar, have shape (batch,) or one "
             f"weight per pixel {pixel_shape}; got sample_weight shape {static_shape(weights)}."
@@ -223,9 +189,3 @@ def _flatten(tensor, classes=None):
     if classes is None:
         return keras.ops.reshape(tensor, (batch, -1))
     return keras.ops.reshape(tensor, (batch, -1, classes))
-
-
-def _shapes_match(first, second):
-    return len(first) == len(second) and all(
-        a is None or b is None or a == b for a, b in zip(first, second, strict=True)
-    )

@@ -9,8 +9,12 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import numerics
+from dl_techniques.losses.vision._segmentation_inputs import MultiClassInputs
+from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
-def class_weight_vector(config):
+
+def class_weight_vector(config: SegmentationLossConfig) -> list[float]:
     """The weight of each class in the class averages: 0 for a void channel."""
     weights = list(config.class_weights or (1.0,) * config.num_classes)
     if config.ignore_index is not None and 0 <= config.ignore_index < config.num_classes:
@@ -18,7 +22,7 @@ def class_weight_vector(config):
     return weights
 
 
-def soft_counts(inputs, per_image):
+def soft_counts(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]:
     """Weighted soft ``(TP, FP, FN)`` per class: ``(C,)``, or ``(B, C)`` per image."""
     axes = 1 if per_image else (0, 1)
     weights = keras.ops.expand_dims(inputs.weights, axis=-1)
@@ -29,7 +33,7 @@ def soft_counts(inputs, per_image):
     return true_positives, false_positives, false_negatives
 
 
-def dice_loss(inputs, config, per_image):
+def dice_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``mean_c 1 - (2 TP + s) / (sum p + sum y + s)``, class-weighted."""
     tp, fp, fn = soft_counts(inputs, per_image)
     # sum p + sum y = 2 TP + FP + FN, with every part non-negative.
@@ -37,31 +41,35 @@ def dice_loss(inputs, config, per_image):
     return class_mean(1.0 - score, config)
 
 
-def tversky_index(inputs, config, per_image):
+def tversky_index(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``TI = (TP + s) / (TP + alpha FP + beta FN + s)`` per class."""
     tp, fp, fn = soft_counts(inputs, per_image)
     denominator = tp + config.tversky_alpha * fp + config.tversky_beta * fn
     return _smoothed_ratio(tp, denominator, config.smooth)
 
 
-def tversky_loss(inputs, config, per_image):
+def tversky_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``mean_c 1 - TI_c``, class-weighted."""
     return class_mean(1.0 - tversky_index(inputs, config, per_image), config)
 
 
-def focal_tversky_loss(inputs, config, per_image):
+def focal_tversky_loss(
+    inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool
+) -> Any:
     """``mean_c (1 - TI_c)^gamma``, class-weighted."""
     distance = 1.0 - tversky_index(inputs, config, per_image)
     return class_mean(safe_power(distance, config.focal_tversky_gamma), config)
 
 
-def cross_entropy_loss(inputs, config, per_image):
+def cross_entropy_loss(
+    inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool
+) -> Any:
     """``-sum_c y_c log p_c``, averaged over valid pixels with their class weights."""
     per_pixel = -keras.ops.sum(inputs.labels * inputs.log_probabilities, axis=-1)
     return pixel_mean(per_pixel, inputs, config, per_image)
 
 
-def focal_loss(inputs, config, per_image):
+def focal_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``-alpha sum_c y_c (1 - p_c)^gamma log p_c``, averaged like cross-entropy."""
     modulation = safe_power(1.0 - inputs.probabilities, config.focal_gamma)
     per_pixel = -config.focal_alpha * keras.ops.sum(
@@ -70,14 +78,16 @@ def focal_loss(inputs, config, per_image):
     return pixel_mean(per_pixel, inputs, config, per_image)
 
 
-def class_mean(per_class, config):
+def class_mean(per_class: Any, config: SegmentationLossConfig) -> Any:
     """Mean over the last (class) axis, weighted by :func:`class_weight_vector`."""
     weights = class_weight_vector(config)
     weight_tensor = keras.ops.convert_to_tensor(weights, dtype=per_class.dtype)
     return keras.ops.sum(per_class * weight_tensor, axis=-1) / sum(weights)
 
 
-def pixel_mean(per_pixel, inputs, config, per_image):
+def pixel_mean(
+    per_pixel: Any, inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool
+) -> Any:
     """Weighted mean of a ``(B, P)`` term over valid pixels, 0 where none are."""
     weights = inputs.weights
     if config.class_weights is not None:
@@ -88,10 +98,10 @@ def pixel_mean(per_pixel, inputs, config, per_image):
     axes = 1 if per_image else (0, 1)
     total = keras.ops.sum(weights, axis=axes)
     weighted = keras.ops.sum(weights * per_pixel, axis=axes)
-    return safe_divide(weighted, total, empty_value=0.0)
+    return numerics.safe_divide(weighted, total, empty_value=0.0)
 
 
-def safe_power(base, exponent):
+def safe_power(base: Any, exponent: float) -> Any:
     """``max(base, 0) ** exponent`` with a finite gradient at a base of 0; NaN stays NaN.
 
     An exponent below 1 has an infinite slope at 0, and ``0 ** 0`` a NaN one;
@@ -108,28 +118,4 @@ def safe_power(base, exponent):
 def _smoothed_ratio(numerator, denominator, smooth):
     # With smooth = 0 an absent, unpredicted class would give 0 / 0; it is a
     # perfect match, so its ratio is 1.
-    return safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)
-
-
-def safe_divide(numerator: Any, denominator: Any, empty_value: float) -> Any:
-    """``numerator / denominator``, ``empty_value`` where the denominator is 0.
-
-    NaN > 0 is False, so a NaN from the prediction would otherwise take the
-    empty value (for Dice and Tversky a perfect score); NaN is divided through
-    instead, so NaN in gives NaN out.
-
-    Args:
-        numerator: Tensor of non-negative sums.
-        denominator: Tensor of non-negative sums, broadcastable to
-            ``numerator``.
-        empty_value: The value where the denominator is 0 (no pixels, or an
-            absent and unpredicted class).
-
-    Returns:
-        The ratio, with a gradient that stays finite where the denominator
-        is 0.
-    """
-    not_a_number = keras.ops.logical_or(keras.ops.isnan(numerator), keras.ops.isnan(denominator))
-    divisible = keras.ops.logical_or(denominator > 0.0, not_a_number)
-    ratio = numerator / keras.ops.where(divisible, denominator, 1.0)
-    return keras.ops.where(divisible, ratio, empty_value)
+    return numerics.safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)

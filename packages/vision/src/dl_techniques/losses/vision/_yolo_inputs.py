@@ -1,12 +1,12 @@
 """Argument validation, input checks and the classification term of ``YOLOv12MultiTaskLoss``."""
 
-import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 from dl_techniques.losses.vision import _segmentation_terms, _yolo_anchors
 
 LOSS_LABEL = "YOLOv12MultiTaskLoss"
@@ -14,7 +14,7 @@ TASKS = ("detection", "segmentation", "classification")
 LOG_VARIANCES_KEY = "log_variances"
 
 
-def check_tasks(tasks):
+def check_tasks(tasks: str | Sequence[str]) -> tuple[str, ...]:
     if isinstance(tasks, str):
         tasks = [tasks]
     tasks = tuple(tasks)
@@ -27,15 +27,15 @@ def check_tasks(tasks):
     return tasks
 
 
-def class_count(argument, value, required):
+def class_count(argument: str, value: Any, required: bool) -> int | None:
+    """``value`` as an int >= 1, or None where the task is not requested and none is given."""
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be an int >= 1; got {value!r}.")
+    validation.check_positive_int(LOSS_LABEL, argument, value)
     return int(value)
 
 
-def check_input_shape(input_shape):
+def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int]:
     shape = tuple(input_shape)
     largest = _yolo_anchors.STRIDES[-1]
 
@@ -48,24 +48,28 @@ def check_input_shape(input_shape):
             f"{LOSS_LABEL}: `input_shape` must be (height, width), positive multiples of "
             f"{largest}; got input_shape={input_shape!r}."
         )
-    return tuple(int(size) for size in shape)
+    height, width = shape
+    return int(height), int(width)
 
 
-def non_negative(argument, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be a number >= 0; got {value!r}.")
-    if not math.isfinite(value):
-        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be finite; got {value!r}.")
+def non_negative(argument: str, value: Any) -> float:
+    """``value`` as a float, checked to be a finite number >= 0."""
+    validation.check_non_negative(LOSS_LABEL, argument, value)
     return float(value)
 
 
-def integer_at_least(argument, value, lowest):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
-        raise ValueError(f"{LOSS_LABEL}: `{argument}` must be an int >= {lowest}; got {value!r}.")
-    return int(value)
+def check_reg_max(reg_max: Any) -> int:
+    """``reg_max`` as an int, checked to be >= 2: the DFL interpolates between two bins."""
+    if isinstance(reg_max, bool) or not isinstance(reg_max, numbers.Integral) or reg_max < 2:
+        raise ValueError(
+            f"{LOSS_LABEL}: `reg_max` must be an integer >= 2; got reg_max={reg_max!r}."
+        )
+    return int(reg_max)
 
 
-def check_task_weights(task_weights, tasks):
+def check_task_weights(
+    task_weights: dict[str, float] | None, tasks: tuple[str, ...]
+) -> dict[str, float]:
     weights = dict(task_weights or {})
     unknown = [task for task in weights if task not in tasks]
     if unknown:
@@ -76,14 +80,14 @@ def check_task_weights(task_weights, tasks):
     return {task: non_negative(f"task_weights[{task!r}]", weights.get(task, 1.0)) for task in tasks}
 
 
-def shape_of(tensor):
-    """The static shape, ``None`` where unknown."""
-    if not hasattr(tensor, "shape"):
-        tensor = keras.ops.convert_to_tensor(tensor)
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
+def shape_of(value: Any) -> shapes.Shape:
+    """The static shape of a tensor or array-like, ``None`` where unknown."""
+    if not hasattr(value, "shape"):
+        value = keras.ops.convert_to_tensor(value)
+    return shapes.static_shape(value)
 
 
-def as_task_dicts(loss, y_true, y_pred):
+def as_task_dicts(loss: Any, y_true: Any, y_pred: Any) -> tuple[dict, dict]:
     """Returns ``(y_true, y_pred)`` as dicts keyed by task, checking that every task is there."""
     if not isinstance(y_pred, dict):
         if len(loss.tasks) != 1 or loss.use_uncertainty_weighting:
@@ -100,7 +104,10 @@ def as_task_dicts(loss, y_true, y_pred):
             f"{LOSS_LABEL}: `y_pred` needs the keys {_expected_keys(loss)} and `y_true` the "
             f"keys {list(loss.tasks)}; y_pred lacks {missing_pred}, y_true lacks {missing_true}."
         )
-    _check_same_batch(loss, y_pred)
+    outputs = {
+        f"y_pred[{key!r}]": keras.ops.convert_to_tensor(y_pred[key]) for key in _expected_keys(loss)
+    }
+    shapes.check_same_batch(LOSS_LABEL, outputs)
     return y_true, y_pred
 
 
@@ -138,28 +145,10 @@ def _one_output_message(loss: Any, y_pred: Any) -> str:
     )
 
 
-def _check_same_batch(loss: Any, y_pred: dict) -> None:
-    """Raises ``ValueError`` when the outputs' static batch sizes differ.
-
-    Args:
-        loss: The ``YOLOv12MultiTaskLoss``.
-        y_pred: The dict of outputs, every expected key present.
-    """
-    sizes = {key: shape_of(y_pred[key])[:1] for key in _expected_keys(loss)}
-    known = {key: size[0] for key, size in sizes.items() if size and size[0] is not None}
-    if len(set(known.values())) > 1:
-        shapes = {key: shape_of(y_pred[key]) for key in sizes}
-        raise ValueError(
-            f"{LOSS_LABEL}: the outputs in `y_pred` must share the batch size; got shapes {shapes}."
-        )
-
-
-def detection_inputs(loss, gt, head):
-    """Checks and returns ``(gt (B, G, 5), head (B, A, 4 reg_max + C))`` in one float dtype."""
-    head = numerics.upcast_half(keras.ops.convert_to_tensor(head))
-    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(head.dtype)):
-        head = keras.ops.cast(head, "float32")
-    gt = numerics.as_float(numerics.upcast_half(keras.ops.convert_to_tensor(gt)), head)
+def detection_inputs(loss: Any, gt: Any, head: Any) -> tuple[Any, Any]:
+    """Checks and returns ``(gt (B, G, 5), head (B, A, 4 reg_max + C))`` in the compute dtype."""
+    head = _as_compute_float(loss, head)
+    gt = numerics.as_float(keras.ops.convert_to_tensor(gt), head)
     head_shape, gt_shape = shape_of(head), shape_of(gt)
     channels = 4 * loss.reg_max + loss.num_detection_classes
     if len(head_shape) != 3 or head_shape[1:] != (loss.num_anchors, channels):
@@ -169,7 +158,7 @@ def detection_inputs(loss, gt, head):
             f"num_detection_classes={loss.num_detection_classes} (4 * reg_max box logits, "
             f"then the class logits); got shape {head_shape}."
         )
-    if len(gt_shape) != 3 or gt_shape[-1] != 5 or _differ(gt_shape[0], head_shape[0]):
+    if len(gt_shape) != 3 or gt_shape[-1] != 5 or shapes.sizes_differ(gt_shape[0], head_shape[0]):
         raise ValueError(
             f"{LOSS_LABEL}: y_true['detection'] must have shape (batch, max_boxes, 5), rows "
             f"[class, x1, y1, x2, y2] with class -1 on padding rows; got shape {gt_shape} "
@@ -180,15 +169,9 @@ def detection_inputs(loss, gt, head):
     return gt, head
 
 
-def segmentation_inputs(labels, logits):
-    return keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
-
-
-def classification_loss(loss, labels, logits):
+def classification_loss(loss: Any, labels: Any, logits: Any) -> Any:
     """Softmax cross-entropy or focal loss, averaged over the batch."""
-    logits = numerics.upcast_half(keras.ops.convert_to_tensor(logits))
-    if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(logits.dtype)):
-        logits = keras.ops.cast(logits, "float32")
+    logits = _as_compute_float(loss, logits)
     labels = keras.ops.convert_to_tensor(labels)
     classes = loss.num_classification_classes
     logit_shape, label_shape = shape_of(logits), shape_of(labels)
@@ -203,7 +186,7 @@ def classification_loss(loss, labels, logits):
         form = "ids"
     else:
         form = None
-    if form is None or _differ(label_shape[0], logit_shape[0]):
+    if form is None or shapes.sizes_differ(label_shape[0], logit_shape[0]):
         raise ValueError(
             f"{LOSS_LABEL}: y_true['classification'] must hold class ids (batch,) or one-hot "
             f"(batch, {classes}) for the batch of y_pred['classification']; got y_true shape "
@@ -225,10 +208,9 @@ def classification_loss(loss, labels, logits):
     return keras.ops.mean(-keras.ops.sum(one_hot * log_probabilities, axis=-1))
 
 
-def log_variances(loss, y_pred):
+def log_variances(loss: Any, y_pred: dict) -> Any:
     """``(T,)``: the per-task log-variances of the batch (the layer repeats them per sample)."""
-    values = numerics.upcast_half(keras.ops.convert_to_tensor(y_pred[LOG_VARIANCES_KEY]))
-    values = keras.ops.cast(values, "float32")
+    values = keras.ops.cast(y_pred[LOG_VARIANCES_KEY], loss.compute_dtype)
     shape = shape_of(values)
     if len(shape) != 2 or shape[-1] != len(loss.tasks):
         raise ValueError(
@@ -239,15 +221,20 @@ def log_variances(loss, y_pred):
     return keras.ops.mean(values, axis=0)
 
 
-def _expected_keys(loss):
+def _expected_keys(loss: Any) -> list[str]:
     keys = list(loss.tasks)
     if loss.use_uncertainty_weighting:
         keys.append(LOG_VARIANCES_KEY)
     return keys
 
 
-def _differ(first, second):
-    return first is not None and second is not None and first != second
+def _as_compute_float(loss: Any, tensor: Any) -> Any:
+    # Floating inputs arrive in the compute dtype; integer ones (a constant
+    # head in a test) are cast to it.
+    tensor = keras.ops.convert_to_tensor(tensor)
+    if keras.backend.is_float_dtype(keras.backend.standardize_dtype(tensor.dtype)):
+        return tensor
+    return keras.ops.cast(tensor, loss.compute_dtype)
 
 
 def _check_boxes(loss, gt):

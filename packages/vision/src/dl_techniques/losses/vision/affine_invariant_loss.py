@@ -1,13 +1,14 @@
 """Scale-and-shift-invariant depth loss of MiDaS, with a validity mask and trimming."""
 
 import math
-import numbers
+from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
+_OWNER = "AffineInvariantLoss"
 _DICT_KEYS = ("depth", "mask")
 # Slack on ``trim * n`` so that a product that is an integer in exact
 # arithmetic (0.2 * 5) is not floored one short after float32 round-off.
@@ -80,18 +81,15 @@ class AffineInvariantLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        epsilon=1e-6,
-        trim=0.0,
-        reduction="sum_over_batch_size",
-        name="affine_invariant_loss",
-        dtype=None,
-    ):
-        if not _is_real_number(epsilon) or epsilon <= 0:
-            raise ValueError(
-                "AffineInvariantLoss: `epsilon` must be a finite number > 0; "
-                f"got epsilon={epsilon!r}."
-            )
-        if not _is_real_number(trim) or not 0.0 <= trim < 1.0:
+        epsilon: float = 1e-6,
+        trim: float = 0.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "affine_invariant_loss",
+        dtype: Any = None,
+    ) -> None:
+        validation.check_positive(_OWNER, "epsilon", epsilon)
+        # [0, 1) is half-open: core's check_interval is closed.
+        if not validation.is_real_number(trim) or not 0.0 <= trim < 1.0:
             raise ValueError(
                 f"AffineInvariantLoss: `trim` must be a number in [0, 1); got trim={trim!r}."
             )
@@ -100,7 +98,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         self.trim = float(trim)
 
     @validation.checks_values
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         depth, mask = self._split_target(y_true)
         y_pred = numerics.upcast_half(y_pred)
         depth = numerics.as_float(depth, y_pred)
@@ -110,13 +108,14 @@ class AffineInvariantLoss(keras.losses.Loss):
         if len(y_pred.shape) != 3:
             raise ValueError(
                 f"AffineInvariantLoss: `y_pred` must have shape {layout}; "
-                f"got shape {_static_shape(y_pred)}."
+                f"got shape {shapes.static_shape(y_pred)}."
             )
-        _check_same_shape(depth, y_pred, 'y_true["depth"]' if mask is not None else "y_true")
+        depth_argument = 'y_true["depth"]' if mask is not None else "y_true"
+        shapes.check_same_shape(_OWNER, depth, y_pred, true_argument=depth_argument)
         if mask is not None:
             mask = _drop_channel_axis(keras.ops.cast(mask, y_pred.dtype))
-            _check_same_shape(mask, y_pred, 'y_true["mask"]')
-            validation.check_binary("AffineInvariantLoss", 'y_true["mask"]', mask, what="flags")
+            shapes.check_same_shape(_OWNER, mask, y_pred, true_argument='y_true["mask"]')
+            validation.check_binary(_OWNER, 'y_true["mask"]', mask, what="flags")
 
         pixels = _flatten_pixels(y_pred)
         depth = _flatten_pixels(depth)
@@ -133,7 +132,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         )
         residual = keras.ops.where(valid, residual, keras.ops.zeros_like(residual))
         if self.trim == 0.0:
-            return keras.ops.sum(residual, axis=1) / keras.ops.maximum(valid_count, 1.0)
+            return numerics.safe_divide(keras.ops.sum(residual, axis=1), valid_count)
         return self._trimmed_mean(residual, valid, valid_count)
 
     def _normalise(self, values, valid, valid_count):
@@ -149,7 +148,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         median = keras.ops.mean(keras.ops.take_along_axis(ascending, middle, axis=1), axis=1)
         centred = values - median[:, None]
         deviation = keras.ops.where(valid, keras.ops.abs(centred), keras.ops.zeros_like(centred))
-        scale = keras.ops.sum(deviation, axis=1) / keras.ops.maximum(valid_count, 1.0)
+        scale = numerics.safe_divide(keras.ops.sum(deviation, axis=1), valid_count)
         scale = keras.ops.maximum(scale, self.epsilon)
         return centred / scale[:, None]
 
@@ -162,7 +161,7 @@ class AffineInvariantLoss(keras.losses.Loss):
         position = keras.ops.cast(keras.ops.arange(keras.ops.shape(residual)[1]), residual.dtype)
         kept = position[None, :] < kept_count[:, None]
         kept_residual = keras.ops.where(kept, ascending, keras.ops.zeros_like(ascending))
-        return keras.ops.sum(kept_residual, axis=1) / keras.ops.maximum(kept_count, 1.0)
+        return numerics.safe_divide(keras.ops.sum(kept_residual, axis=1), kept_count)
 
     def _split_target(self, y_true):
         if not isinstance(y_true, dict):
@@ -177,7 +176,7 @@ class AffineInvariantLoss(keras.losses.Loss):
             keras.ops.convert_to_tensor(y_true["mask"]),
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -204,24 +203,3 @@ def _flatten_pixels(tensor):
     if height is not None and width is not None:
         return keras.ops.reshape(tensor, (-1, int(height) * int(width)))
     return keras.ops.reshape(tensor, (keras.ops.shape(tensor)[0], -1))
-
-
-def _static_shape(tensor):
-    return tuple(None if dim is None else int(dim) for dim in tensor.shape)
-
-
-def _check_same_shape(tensor, y_pred, argument):
-    shape, pred_shape = _static_shape(tensor), _static_shape(y_pred)
-    matches = len(shape) == len(pred_shape) and all(
-        a is None or b is None or a == b for a, b in zip(shape, pred_shape, strict=True)
-    )
-    if not matches:
-        raise ValueError(
-            f"AffineInvariantLoss: `{argument}` must have the shape of `y_pred` "
-            "(a trailing axis of length 1 aside); got "
-            f"{argument} shape {shape} and y_pred shape {pred_shape}."
-        )
-
-
-def _is_real_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

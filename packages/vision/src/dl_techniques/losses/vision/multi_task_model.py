@@ -1,5 +1,7 @@
 """A functional model that hands its whole output dict to the loss and logs the loss's terms."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core.serialization import register_serializable
@@ -24,22 +26,29 @@ class MultiTaskModel(keras.Model):
     ```
     """
 
-    def compile(self, *args, **kwargs):
+    def compile(self, *args: Any, **kwargs: Any) -> None:
         super().compile(*args, **kwargs)
-        names = getattr(self.loss, "component_names", lambda: [])()
+        names: list[str] = getattr(self.loss, "component_names", lambda: [])()
         self._component_trackers = [keras.metrics.Mean(name=name) for name in names]
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict[str, Any]) -> None:
         # Keras skips a custom compile() when loading; this one only adds trackers.
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[Any]:
         return super().metrics + list(getattr(self, "_component_trackers", []))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
         trackers = getattr(self, "_component_trackers", [])
         if not trackers:
             total = self.loss(y, y_pred, sample_weight)

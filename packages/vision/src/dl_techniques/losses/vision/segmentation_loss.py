@@ -1,8 +1,11 @@
 """The segmentation loss factory: one serializable Keras loss per name."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision import _lovasz, _segmentation_inputs, _segmentation_terms
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
@@ -36,7 +39,7 @@ LOSS_NAMES = (
 
 
 @register_serializable
-class SegmentationLoss(keras.losses.Loss):
+class SegmentationLoss(BatchLoss):
     """A semantic-segmentation loss chosen by name, configured by a ``SegmentationLossConfig``.
 
     With ``p`` the softmax probabilities (or the given probabilities), ``y``
@@ -118,17 +121,13 @@ class SegmentationLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        loss_name,
-        config,
-        reduction="sum_over_batch_size",
-        name=None,
-        dtype=None,
-    ):
-        if loss_name not in LOSS_NAMES:
-            raise ValueError(
-                f"SegmentationLoss: unknown `loss_name` {loss_name!r}; valid names are "
-                f"{', '.join(LOSS_NAMES)}."
-            )
+        loss_name: str,
+        config: SegmentationLossConfig | dict[str, Any],
+        reduction: str = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: Any = None,
+    ) -> None:
+        validation.check_choice("SegmentationLoss", "loss_name", loss_name, LOSS_NAMES)
         if isinstance(config, dict):
             config = SegmentationLossConfig.from_config(config)
         if not isinstance(config, SegmentationLossConfig):
@@ -141,23 +140,18 @@ class SegmentationLoss(keras.losses.Loss):
         self.loss_name = loss_name
         self.config = config
 
-    @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        if self.config.per_image:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        with keras.name_scope(self.name):
-            value = self._compute(y_true, y_pred, sample_weight)
-            return keras.ops.cast(value, self.dtype)
+    def is_per_sample(self) -> bool:
+        return self.config.per_image
 
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self._compute(y_true, y_pred, None)
-
-    def _compute(self, y_true, y_pred, sample_weight):
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
         config, per_image = self.config, self.config.per_image
+        y_true, y_pred = keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(y_pred)
+        if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(y_pred.dtype)):
+            # Integer predictions (a hard one-hot map) are read as probabilities.
+            y_pred = keras.ops.cast(y_pred, self.compute_dtype)
         if self.loss_name == "lovasz_hinge":
-            inputs = _segmentation_inputs.prepare_binary(config, y_true, y_pred, sample_weight)
-            return _lovasz.lovasz_hinge(inputs, per_image)
+            binary = _segmentation_inputs.prepare_binary(config, y_true, y_pred, sample_weight)
+            return _lovasz.lovasz_hinge(binary, per_image)
         inputs = _segmentation_inputs.prepare_multiclass(config, y_true, y_pred, sample_weight)
         if self.loss_name == "lovasz":
             class_weights = _segmentation_terms.class_weight_vector(config)
@@ -170,7 +164,7 @@ class SegmentationLoss(keras.losses.Loss):
         term = _REGION_TERMS.get(self.loss_name) or _PIXEL_TERMS[self.loss_name]
         return term(inputs, config, per_image)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "dtype": self._dtype_policy.name,
@@ -179,7 +173,9 @@ class SegmentationLoss(keras.losses.Loss):
         }
 
 
-def create_segmentation_loss_function(loss_name, config):
+def create_segmentation_loss_function(
+    loss_name: str, config: SegmentationLossConfig | dict[str, Any]
+) -> SegmentationLoss:
     """Returns the segmentation loss ``loss_name`` configured by ``config``.
 
     A factory over ``SegmentationLoss``; see that class for the formulas, the
@@ -209,7 +205,7 @@ def create_segmentation_loss_function(loss_name, config):
     return SegmentationLoss(loss_name, config)
 
 
-def _check_name_fits_config(loss_name, config):
+def _check_name_fits_config(loss_name: str, config: SegmentationLossConfig) -> None:
     if loss_name == "lovasz_hinge":
         if config.num_classes not in (1, 2):
             raise ValueError(

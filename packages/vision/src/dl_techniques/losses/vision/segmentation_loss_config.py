@@ -1,10 +1,13 @@
 """The hyper-parameters shared by the segmentation losses."""
 
 import dataclasses
-import math
 import numbers
+from typing import Any, NoReturn
 
+from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import register_serializable
+
+_OWNER = "SegmentationLossConfig"
 
 _NON_NEGATIVE_FIELDS = (
     "smooth",
@@ -98,16 +101,14 @@ class SegmentationLossConfig:
     class_weights: tuple | None = None
     per_image: bool = False
 
-    def __post_init__(self):
-        if not _is_int(self.num_classes) or self.num_classes < 1:
-            _invalid("num_classes", self.num_classes, "an int >= 1")
+    def __post_init__(self) -> None:
+        validation.check_positive_int(_OWNER, "num_classes", self.num_classes)
         for field in ("from_logits", "per_image"):
-            if not isinstance(getattr(self, field), bool):
-                _invalid(field, getattr(self, field), "a bool")
+            validation.check_bool(_OWNER, field, getattr(self, field))
         for field in _NON_NEGATIVE_FIELDS:
-            _check_number(field, getattr(self, field), minimum=0.0, inclusive=True)
+            validation.check_non_negative(_OWNER, field, getattr(self, field))
         for field in _POSITIVE_FIELDS:
-            _check_number(field, getattr(self, field), minimum=0.0, inclusive=False)
+            validation.check_positive(_OWNER, field, getattr(self, field))
         if self.tversky_alpha + self.tversky_beta <= 0:
             raise ValueError(
                 "SegmentationLossConfig: `tversky_alpha + tversky_beta` must be > 0; got "
@@ -118,40 +119,45 @@ class SegmentationLossConfig:
                 "SegmentationLossConfig: `dice_weight` and `ce_weight` must not both be 0; "
                 f"got dice_weight={self.dice_weight!r}, ce_weight={self.ce_weight!r}."
             )
-        if self.ignore_index is not None and not _is_int(self.ignore_index):
-            _invalid("ignore_index", self.ignore_index, "an int or None")
+        ignore = self.ignore_index
+        if ignore is not None and (
+            isinstance(ignore, bool) or not isinstance(ignore, numbers.Integral)
+        ):
+            _invalid("ignore_index", ignore, "an int or None")
         for field in _NON_NEGATIVE_FIELDS + _POSITIVE_FIELDS:
             object.__setattr__(self, field, float(getattr(self, field)))
         object.__setattr__(self, "num_classes", int(self.num_classes))
         if self.ignore_index is not None:
             object.__setattr__(self, "ignore_index", int(self.ignore_index))
         if self.class_weights is not None:
-            object.__setattr__(self, "class_weights", self._checked_class_weights())
+            object.__setattr__(
+                self, "class_weights", self._checked_class_weights(self.class_weights)
+            )
 
-    def _checked_class_weights(self):
+    def _checked_class_weights(self, class_weights: Any) -> tuple[float, ...]:
         try:
-            weights = tuple(self.class_weights)
+            weights = tuple(class_weights)
         except TypeError:
-            _invalid("class_weights", self.class_weights, f"{self.num_classes} numbers or None")
+            _invalid("class_weights", class_weights, f"{self.num_classes} numbers or None")
         valid = len(weights) == self.num_classes and all(
-            _is_number(weight) and weight >= 0 for weight in weights
+            validation.is_real_number(weight) and weight >= 0 for weight in weights
         )
         if not valid or sum(weights) <= 0:
             _invalid(
                 "class_weights",
-                self.class_weights,
+                class_weights,
                 f"{self.num_classes} finite numbers >= 0 (one per class) with a positive sum",
             )
         return tuple(float(weight) for weight in weights)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = dataclasses.asdict(self)
         if self.class_weights is not None:
             config["class_weights"] = list(self.class_weights)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "SegmentationLossConfig":
         unknown = sorted(set(config) - {field.name for field in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(
@@ -161,21 +167,5 @@ class SegmentationLossConfig:
         return cls(**config)
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_number(field, value, minimum, inclusive):
-    if not _is_number(value) or value < minimum or (not inclusive and value == minimum):
-        bound = ">=" if inclusive else ">"
-        _invalid(field, value, f"a finite number {bound} {minimum:g}")
-
-
-def _invalid(field, value, expected):
-    raise ValueError(
-        f"SegmentationLossConfig: `{field}` must be {expected}; got {field}={value!r}."
-    )
+def _invalid(field: str, value: Any, expected: str) -> NoReturn:
+    raise ValueError(f"{_OWNER}: `{field}` must be {expected}; got {field}={value!r}.")

@@ -1,8 +1,12 @@
 """YOLOv12 multi-task loss: detection (Ultralytics v8), segmentation, classification."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_detection, _yolo_inputs
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
@@ -13,7 +17,7 @@ _CLASSIFICATION_LOSSES = ("cross_entropy", "focal")
 
 
 @register_serializable
-class YOLOv12MultiTaskLoss(keras.losses.Loss):
+class YOLOv12MultiTaskLoss(BatchLoss):
     """Detection (YOLOv8/11/12), semantic segmentation and image classification in one loss.
 
     Detection is Ultralytics' ``v8DetectionLoss``: anchors at the cell
@@ -104,27 +108,27 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        tasks=("detection",),
-        num_detection_classes=80,
-        num_segmentation_classes=None,
-        num_classification_classes=None,
-        input_shape=(640, 640),
-        use_uncertainty_weighting=False,
-        box_gain=7.5,
-        cls_gain=0.5,
-        dfl_gain=1.5,
-        reg_max=16,
-        topk=10,
-        assigner_alpha=0.5,
-        assigner_beta=6.0,
-        task_weights=None,
-        segmentation_loss="focal_dice",
-        segmentation_config=None,
-        classification_loss="cross_entropy",
-        classification_focal_gamma=2.0,
-        name="yolov12_multitask_loss",
-        dtype=None,
-    ):
+        tasks: str | Sequence[str] = ("detection",),
+        num_detection_classes: int | None = 80,
+        num_segmentation_classes: int | None = None,
+        num_classification_classes: int | None = None,
+        input_shape: Sequence[int] = (640, 640),
+        use_uncertainty_weighting: bool = False,
+        box_gain: float = 7.5,
+        cls_gain: float = 0.5,
+        dfl_gain: float = 1.5,
+        reg_max: int = 16,
+        topk: int = 10,
+        assigner_alpha: float = 0.5,
+        assigner_beta: float = 6.0,
+        task_weights: dict[str, float] | None = None,
+        segmentation_loss: str = "focal_dice",
+        segmentation_config: SegmentationLossConfig | dict[str, Any] | None = None,
+        classification_loss: str = "cross_entropy",
+        classification_focal_gamma: float = 2.0,
+        name: str = "yolov12_multitask_loss",
+        dtype: Any = None,
+    ) -> None:
         tasks = _yolo_inputs.check_tasks(tasks)
         super().__init__(name=name, reduction="sum_over_batch_size", dtype=dtype)
         self.tasks = tasks
@@ -142,24 +146,27 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
         self.box_gain = _yolo_inputs.non_negative("box_gain", box_gain)
         self.cls_gain = _yolo_inputs.non_negative("cls_gain", cls_gain)
         self.dfl_gain = _yolo_inputs.non_negative("dfl_gain", dfl_gain)
-        self.reg_max = _yolo_inputs.integer_at_least("reg_max", reg_max, 2)
-        self.topk = _yolo_inputs.integer_at_least("topk", topk, 1)
+        self.reg_max = _yolo_inputs.check_reg_max(reg_max)
+        validation.check_positive_int(_yolo_inputs.LOSS_LABEL, "topk", topk)
+        self.topk = int(topk)
         self.assigner_alpha = _yolo_inputs.non_negative("assigner_alpha", assigner_alpha)
         self.assigner_beta = _yolo_inputs.non_negative("assigner_beta", assigner_beta)
         self.task_weights = _yolo_inputs.check_task_weights(task_weights, tasks)
-        if classification_loss not in _CLASSIFICATION_LOSSES:
-            raise ValueError(
-                f"YOLOv12MultiTaskLoss: `classification_loss` must be one of "
-                f"{_CLASSIFICATION_LOSSES}; got {classification_loss!r}."
-            )
+        validation.check_choice(
+            _yolo_inputs.LOSS_LABEL,
+            "classification_loss",
+            classification_loss,
+            _CLASSIFICATION_LOSSES,
+        )
         self.classification_loss = classification_loss
         self.classification_focal_gamma = _yolo_inputs.non_negative(
             "classification_focal_gamma", classification_focal_gamma
         )
         self.segmentation_loss = segmentation_loss
-        self.segmentation_config = None
-        self._segmentation = None
-        if "segmentation" in tasks:
+        self.segmentation_config: SegmentationLossConfig | None = None
+        self._segmentation: SegmentationLoss | None = None
+        # class_count gives None only for a task that is not requested.
+        if "segmentation" in tasks and self.num_segmentation_classes is not None:
             config = segmentation_config
             if config is None:
                 config = SegmentationLossConfig(
@@ -177,32 +184,40 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
             self._segmentation = SegmentationLoss(segmentation_loss, config)
 
     @property
-    def num_anchors(self):
+    def num_anchors(self) -> int:
         """``A``, the anchors of ``input_shape`` over strides 8, 16, 32."""
         return _yolo_anchors.num_anchors(self.input_shape)
 
+    def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
+        return self._terms(y_true, y_pred, sample_weight)["total"]
+
     @validation.checks_values
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def components(
+        self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
+    ) -> dict[str, Any]:
+        """Returns a dict of scalars: each task's terms, the task weights and ``"total"``.
+
+        ``MultiTaskModel.compute_loss`` calls this instead of the loss itself,
+        so the inputs are brought to the compute dtype here as ``__call__``
+        does, and the terms come back in the compute dtype.
+        """
         with keras.name_scope(self.name):
-            return keras.ops.cast(
-                self.components(y_true, y_pred, sample_weight)["total"], self.dtype
+            return self._terms(
+                keras.tree.map_structure(self._as_compute_tensor, y_true),
+                keras.tree.map_structure(self._as_compute_tensor, y_pred),
+                sample_weight,
             )
 
-    @validation.checks_values
-    def call(self, y_true, y_pred):
-        return self.components(y_true, y_pred)["total"]
-
-    @validation.checks_values
-    def components(self, y_true, y_pred, sample_weight=None):
-        """Returns a dict of scalars: each task's terms, the task weights and ``"total"``."""
+    def _terms(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> dict[str, Any]:
         if sample_weight is not None:
             raise ValueError(
                 "YOLOv12MultiTaskLoss: `sample_weight` is not supported; the detection and "
                 "segmentation terms are normalised over the whole batch. Got sample_weight "
                 f"of shape {_yolo_inputs.shape_of(sample_weight)}."
             )
+        dtype = self.compute_dtype
         y_true, y_pred = _yolo_inputs.as_task_dicts(self, y_true, y_pred)
-        parts, task_losses = {}, []
+        parts: dict[str, Any] = {}
         if "detection" in self.tasks:
             gt, head = _yolo_inputs.detection_inputs(self, y_true["detection"], y_pred["detection"])
             terms = _yolo_detection.detection_terms(
@@ -219,18 +234,16 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
             parts["detection"] = (
                 self.box_gain * terms.box + self.cls_gain * terms.cls + self.dfl_gain * terms.dfl
             )
-        if "segmentation" in self.tasks:
-            labels, logits = _yolo_inputs.segmentation_inputs(
-                y_true["segmentation"], y_pred["segmentation"]
-            )
-            parts["segmentation"] = keras.ops.cast(self._segmentation(labels, logits), "float32")
+        if self._segmentation is not None:
+            segmentation = self._segmentation(y_true["segmentation"], y_pred["segmentation"])
+            parts["segmentation"] = keras.ops.cast(segmentation, dtype)
         if "classification" in self.tasks:
             parts["classification"] = _yolo_inputs.classification_loss(
                 self, y_true["classification"], y_pred["classification"]
             )
-        for task in self.tasks:
-            task_losses.append(keras.ops.cast(parts[task], "float32") * self.task_weights[task])
-        task_losses = keras.ops.stack(task_losses)
+        task_losses = keras.ops.stack(
+            [keras.ops.cast(parts[task], dtype) * self.task_weights[task] for task in self.tasks]
+        )
         if self.use_uncertainty_weighting:
             log_variances = _yolo_inputs.log_variances(self, y_pred)
             weights = keras.ops.exp(-log_variances)
@@ -242,7 +255,7 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
             parts[f"weight_{task}"] = weights[index] * self.task_weights[task]
         return parts
 
-    def component_names(self):
+    def component_names(self) -> list[str]:
         """The keys of :meth:`components`, in a fixed order."""
         names = []
         if "detection" in self.tasks:
@@ -250,7 +263,7 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
         names += list(self.tasks) + [f"weight_{task}" for task in self.tasks] + ["total"]
         return names
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "dtype": self._dtype_policy.name,
@@ -278,14 +291,14 @@ class YOLOv12MultiTaskLoss(keras.losses.Loss):
 
 
 def create_yolov12_multitask_loss(
-    tasks=("detection", "segmentation", "classification"),
-    num_detection_classes=80,
-    num_segmentation_classes=None,
-    num_classification_classes=None,
-    input_shape=(640, 640),
-    use_uncertainty_weighting=False,
-    **kwargs,
-):
+    tasks: str | Sequence[str] = ("detection", "segmentation", "classification"),
+    num_detection_classes: int = 80,
+    num_segmentation_classes: int | None = None,
+    num_classification_classes: int | None = None,
+    input_shape: Sequence[int] = (640, 640),
+    use_uncertainty_weighting: bool = False,
+    **kwargs: Any,
+) -> YOLOv12MultiTaskLoss:
     """Returns a ``YOLOv12MultiTaskLoss`` for ``tasks``; see that class for the formulas.
 
     Called with its defaults it gives the three tasks over one list of 80

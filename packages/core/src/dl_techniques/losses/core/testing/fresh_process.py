@@ -63,7 +63,7 @@ def fresh_process_outcomes(cases, tmp_dir):
     """
     tmp_dir = pathlib.Path(tmp_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    outcomes = [None] * len(cases)
+    outcomes: list[tuple[bool, str] | None] = [None] * len(cases)
     expected = {}
     manifest = []
     for index, case in enumerate(cases):
