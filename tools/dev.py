@@ -5,7 +5,7 @@ Needs only Python >= 3.10 with pip and venv:
     python3 tools/dev.py demo    # .venv with every family and JAX, then `dl-losses demo`
     python3 tools/dev.py test    # .venv with every family and all three backends, then
                                  # the consistency check, the generated-file drift check,
-                                 # ruff and the suite once per backend
+                                 # ruff, mypy and the suite once per backend
 
 The environment lives in ``.venv`` at the repository root and is reused when
 it exists; every package is installed editable, so changes need no reinstall.
@@ -35,6 +35,7 @@ TEST_REQUIREMENTS = [
     "hatchling>=1.26",
     "hatch>=1.16",
     "ruff~=0.17.6",
+    "mypy~=2.4",
     'tomli>=2; python_version < "3.11"',
 ]
 DEMO_BACKEND = "jax"
@@ -118,6 +119,7 @@ def test(arguments):
     _run([_python(), ROOT / "tools" / "generate.py", "--check"], cwd=ROOT)
     _run([_python(), "-m", "ruff", "check", "."], cwd=ROOT)
     _run([_python(), "-m", "ruff", "format", "--check", "."], cwd=ROOT)
+    _run([_python(), ROOT / "tools" / "typecheck.py"], cwd=ROOT)
     jobs = max(1, min(arguments.jobs or os.cpu_count() or 1, len(backends)))
     print(
         f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True

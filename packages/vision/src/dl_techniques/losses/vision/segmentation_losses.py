@@ -1,5 +1,7 @@
 """Every segmentation loss of the factory as a method of one object."""
 
+from typing import Any
+
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
@@ -30,7 +32,7 @@ class SegmentationLosses:
     ```
     """
 
-    def __init__(self, config):
+    def __init__(self, config: SegmentationLossConfig | dict[str, Any]) -> None:
         if isinstance(config, dict):
             config = SegmentationLossConfig.from_config(config)
         if not isinstance(config, SegmentationLossConfig):
@@ -39,57 +41,57 @@ class SegmentationLosses:
                 f"get_config() dict; got config={config!r}."
             )
         self.config = config
-        self._losses = {}
+        self._losses: dict[str, SegmentationLoss] = {}
 
-    def loss_for(self, loss_name):
+    def loss_for(self, loss_name: str) -> SegmentationLoss:
         """Returns the ``SegmentationLoss`` named ``loss_name``, built once."""
         if loss_name not in self._losses:
             self._losses[loss_name] = SegmentationLoss(loss_name, self.config)
         return self._losses[loss_name]
 
-    def cross_entropy(self, y_true, y_pred, sample_weight=None):
+    def cross_entropy(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Categorical cross-entropy averaged over valid pixels."""
         return self.loss_for("cross_entropy")(y_true, y_pred, sample_weight)
 
-    def dice(self, y_true, y_pred, sample_weight=None):
+    def dice(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Soft Dice loss, mean over classes."""
         return self.loss_for("dice")(y_true, y_pred, sample_weight)
 
-    def focal(self, y_true, y_pred, sample_weight=None):
+    def focal(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Softmax focal loss averaged over valid pixels."""
         return self.loss_for("focal")(y_true, y_pred, sample_weight)
 
-    def tversky(self, y_true, y_pred, sample_weight=None):
+    def tversky(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Tversky loss ``1 - TI``, mean over classes."""
         return self.loss_for("tversky")(y_true, y_pred, sample_weight)
 
-    def focal_tversky(self, y_true, y_pred, sample_weight=None):
+    def focal_tversky(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Focal-Tversky loss ``(1 - TI)^gamma``, mean over classes."""
         return self.loss_for("focal_tversky")(y_true, y_pred, sample_weight)
 
-    def lovasz(self, y_true, y_pred, sample_weight=None):
+    def lovasz(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Lovasz-softmax loss, mean over the classes present."""
         return self.loss_for("lovasz")(y_true, y_pred, sample_weight)
 
-    def lovasz_hinge(self, y_true, y_pred, sample_weight=None):
+    def lovasz_hinge(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """Binary Lovasz hinge loss on one logit per pixel."""
         return self.loss_for("lovasz_hinge")(y_true, y_pred, sample_weight)
 
-    def dice_ce(self, y_true, y_pred, sample_weight=None):
+    def dice_ce(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """``dice_weight * dice + ce_weight * cross_entropy``."""
         return self.loss_for("dice_ce")(y_true, y_pred, sample_weight)
 
-    def focal_dice(self, y_true, y_pred, sample_weight=None):
+    def focal_dice(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """``dice_weight * dice + ce_weight * focal``."""
         return self.loss_for("focal_dice")(y_true, y_pred, sample_weight)
 
-    def focal_tversky_ce(self, y_true, y_pred, sample_weight=None):
+    def focal_tversky_ce(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         """``dice_weight * focal_tversky + ce_weight * cross_entropy``."""
         return self.loss_for("focal_tversky_ce")(y_true, y_pred, sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"config": self.config.get_config()}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "SegmentationLosses":
         return cls(**config)

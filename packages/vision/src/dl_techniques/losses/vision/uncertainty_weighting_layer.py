@@ -1,5 +1,8 @@
 """Kendall et al.'s uncertainty weighting: a layer holding the task log-variances."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import numerics
@@ -49,10 +52,10 @@ class UncertaintyWeightingLayer(keras.layers.Layer):
 
     def __init__(
         self,
-        task_names=("detection", "segmentation", "classification"),
-        initial_log_variance=0.0,
-        **kwargs,
-    ):
+        task_names: Sequence[str] = ("detection", "segmentation", "classification"),
+        initial_log_variance: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         task_names = tuple(task_names)
         if not task_names or len(set(task_names)) != len(task_names):
@@ -63,21 +66,21 @@ class UncertaintyWeightingLayer(keras.layers.Layer):
         self.task_names = task_names
         self.initial_log_variance = float(initial_log_variance)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.log_variances = self.add_weight(
             shape=(len(self.task_names),),
             initializer=keras.initializers.Constant(self.initial_log_variance),
             name="log_variances",
         )
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         batch = keras.ops.shape(inputs)[0]
         return keras.ops.broadcast_to(self.log_variances[None, :], (batch, len(self.task_names)))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         return (input_shape[0], len(self.task_names))
 
-    def weigh(self, task_losses):
+    def weigh(self, task_losses: Sequence[Any]) -> Any:
         """Returns ``sum_i exp(-s_i) L_i + s_i / 2`` for task losses in ``task_names`` order.
 
         For a custom ``compute_loss``: it reads the layer's variable, so call
@@ -85,23 +88,23 @@ class UncertaintyWeightingLayer(keras.layers.Layer):
         compiled step sees concrete values for a variable read outside the
         model state and would silently never train it; that raises instead.
         """
-        task_losses = keras.ops.stack([keras.ops.convert_to_tensor(loss) for loss in task_losses])
-        if int(task_losses.shape[0]) != len(self.task_names):
+        stacked = keras.ops.stack([keras.ops.convert_to_tensor(loss) for loss in task_losses])
+        if int(stacked.shape[0]) != len(self.task_names):
             raise ValueError(
-                f"UncertaintyWeightingLayer: got {int(task_losses.shape[0])} task losses for "
+                f"UncertaintyWeightingLayer: got {int(stacked.shape[0])} task losses for "
                 f"task_names={list(self.task_names)}."
             )
         log_variances = keras.ops.convert_to_tensor(self.log_variances)
-        if numerics.holds_values(log_variances) and not numerics.holds_values(task_losses):
+        if numerics.holds_values(log_variances) and not numerics.holds_values(stacked):
             raise ValueError(
                 "UncertaintyWeightingLayer: the log-variances were read as constants inside a "
                 "compiled step; they are not part of the traced model state, so the optimizer "
                 "would never update them. Make the layer part of the model and read its output "
                 "(or call weigh() inside the model's compute_loss)."
             )
-        return combine(task_losses, keras.ops.cast(log_variances, task_losses.dtype))
+        return combine(stacked, keras.ops.cast(log_variances, stacked.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "task_names": list(self.task_names),
@@ -109,6 +112,6 @@ class UncertaintyWeightingLayer(keras.layers.Layer):
         }
 
 
-def combine(task_losses, log_variances):
+def combine(task_losses: Any, log_variances: Any) -> Any:
     """``sum_i exp(-s_i) L_i + s_i / 2`` over the last axis."""
     return keras.ops.sum(keras.ops.exp(-log_variances) * task_losses + 0.5 * log_variances, axis=-1)
