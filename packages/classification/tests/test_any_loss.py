@@ -1,4 +1,3 @@
-import contextlib
 import math
 import sys
 
@@ -10,6 +9,13 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.classification.any_loss import AnyLoss
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    compiled,
+    float64_enabled,
+    sigmoid,
+)
 
 EPS = 1e-5
 
@@ -51,10 +57,6 @@ def unregistered_jaccard(tp, fn, fp, tn):
     return tp / (tp + fn + fp + EPS)
 
 
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def soft_confusion_reference(
     y_true, y_pred, sample_weight=None, scale=73.0, from_logits=False, average="micro"
 ):
@@ -82,10 +84,6 @@ def soft_confusion_reference(
 def jaccard_loss_reference(y_true, y_pred, **kwargs):
     tp, fn, fp, _, _ = soft_confusion_reference(y_true, y_pred, **kwargs)
     return 1.0 - np.mean(tp / (tp + fn + fp + EPS))
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
 
 
 def random_labels(rng, shape):
@@ -228,18 +226,6 @@ def test_reduction_has_no_effect_on_the_batch_value(reduction):
     np.testing.assert_allclose(value, 1.0 - 1.25 / (3.0 + EPS), rtol=1e-5)
 
 
-@contextlib.contextmanager
-def float64_enabled():
-    """Lets jax build float64 arrays inside the block only."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        with jax.enable_x64(True):
-            yield
-    else:
-        yield
-
-
 @pytest.mark.parametrize("average", ["micro", "macro"])
 def test_gradient_matches_central_differences_of_the_reference(average):
     rng = np.random.default_rng(17)
@@ -247,16 +233,9 @@ def test_gradient_matches_central_differences_of_the_reference(average):
     y_pred = rng.uniform(0.3, 0.7, size=(6, 2))
     weights = rng.uniform(0.5, 2.0, size=6)
     kwargs = {"sample_weight": weights, "scale": 6.0, "average": average}
-    step = 1e-6
-    expected = np.zeros_like(y_pred)
-    for index in np.ndindex(y_pred.shape):
-        shifted_up, shifted_down = y_pred.copy(), y_pred.copy()
-        shifted_up[index] += step
-        shifted_down[index] -= step
-        expected[index] = (
-            jaccard_loss_reference(y_true, shifted_up, **kwargs)
-            - jaccard_loss_reference(y_true, shifted_down, **kwargs)
-        ) / (2 * step)
+    expected = central_differences(
+        lambda values: jaccard_loss_reference(y_true, values, **kwargs), y_pred
+    )
     with float64_enabled():
         loss = AnyLoss(jaccard_index, amplifying_scale=6.0, average=average, dtype="float64")
         labels = keras.ops.convert_to_tensor(y_true, "float64")
@@ -427,20 +406,6 @@ def test_metric_of_the_wrong_shape_is_a_value_error():
 
     with pytest.raises(ValueError, match=r"AnyLoss: `metric_fn` must return .*\(2,\)"):
         AnyLoss(summed, average="macro")(np.eye(2, dtype="float32"), np.eye(2, dtype="float32"))
-
-
-def compiled(fn):
-    """``fn`` compiled as a training step is: jax.jit, tf.function; torch runs eagerly."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True)
-    return fn
 
 
 def test_static_shape_check_also_runs_under_jit():

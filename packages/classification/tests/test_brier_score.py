@@ -1,5 +1,3 @@
-import warnings
-
 import keras
 import numpy as np
 import pytest
@@ -9,15 +7,13 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.classification.brier_score_loss import BrierScoreLoss
 from dl_techniques.losses.core.gradients import input_gradient
-
-
-def sigmoid(logits):
-    return 1.0 / (1.0 + np.exp(-logits))
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    sigmoid,
+    softmax,
+)
 
 
 def brier_reference(y_true, probs):
@@ -39,31 +35,6 @@ def sklearn_style_brier(labels, probs, sample_weight=None):
         return np.average((np.asarray(labels, "float64") - probs) ** 2, weights=sample_weight)
     one_hot = np.eye(probs.shape[1])[labels]
     return np.average(((one_hot - probs) ** 2).sum(axis=1), weights=sample_weight)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def gradient_dtype():
-    """float64 where the backend keeps it (jax only with x64 enabled), else float32."""
-    with warnings.catch_warnings():
-        # jax without x64 warns that it truncates the probe to float32.
-        warnings.simplefilter("ignore", UserWarning)
-        probe = keras.ops.convert_to_tensor(np.zeros(1), dtype="float64")
-    return keras.backend.standardize_dtype(probe.dtype)
-
-
-def central_differences(fn, point, step=1e-6):
-    """Gradient of the float64 numpy function ``fn`` at ``point``."""
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 def test_hand_checked_multiclass_value():

@@ -4,13 +4,9 @@ import pytest
 
 from dl_techniques.losses.classification.brier_score_metric import BrierScoreMetric
 from dl_techniques.losses.classification.spiegelhalter_z_metric import SpiegelhalterZMetric
+from dl_techniques.losses.core.testing.numeric import as_numpy, softmax
 
 EPSILON = 1e-7
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def brier_mean_reference(y_true, probs, weights=None):
@@ -30,10 +26,6 @@ def z_per_class_reference(y_true, probs, weights=None):
     numerator = (column * (y_true - probs) * (1.0 - 2.0 * probs)).sum(axis=0)
     variance = (column * (1.0 - 2.0 * probs) ** 2 * probs * (1.0 - probs)).sum(axis=0)
     return numerator / np.sqrt(variance + EPSILON)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
 
 
 def random_multiclass(seed, batch, classes):

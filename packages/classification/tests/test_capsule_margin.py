@@ -9,10 +9,10 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.classification.capsule_margin_loss import CapsuleMarginLoss
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, gradient_dtype
 
-# jax computes in float32 unless jax_enable_x64 is set, which would change every
-# other test of the process; there the float32 gradient gets a looser tolerance.
-GRADIENT_DTYPE = "float32" if keras.backend.backend() == "jax" else "float64"
+# float32 on jax without x64, where the gradient gets a looser tolerance.
+GRADIENT_DTYPE = gradient_dtype()
 GRADIENT_RTOL = 2e-3 if GRADIENT_DTYPE == "float32" else 1e-7
 
 
@@ -32,10 +32,6 @@ def random_capsules(rng, lengths, dim):
     directions = rng.normal(size=lengths.shape + (dim,))
     directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
     return directions * lengths[..., None]
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value).astype("float64")
 
 
 def test_hand_checked_value_of_lengths():
@@ -158,17 +154,6 @@ def test_gradient_is_finite_for_an_all_zero_capsule():
         )
     )
     assert np.all(np.isfinite(gradient))
-
-
-def central_differences(fn, x, step=1e-6):
-    gradient = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        shifted = x.copy()
-        shifted[index] += step
-        upper = fn(shifted)
-        shifted[index] -= 2 * step
-        gradient[index] = (upper - fn(shifted)) / (2 * step)
-    return gradient
 
 
 @pytest.mark.parametrize(

@@ -10,17 +10,16 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.classification.focal_uncertainty_loss import FocalUncertaintyLoss
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    log_softmax,
+)
 
-# jax computes in float32 unless jax_enable_x64 is set, which would change every
-# other test of the process; there the float32 gradient gets a looser tolerance.
-GRADIENT_DTYPE = "float32" if keras.backend.backend() == "jax" else "float64"
+# float32 on jax without x64, where the gradient gets a looser tolerance.
+GRADIENT_DTYPE = gradient_dtype()
 GRADIENT_RTOL = 2e-3 if GRADIENT_DTYPE == "float32" else 1e-6
-
-
-def log_softmax(logits):
-    logits = np.asarray(logits, "float64")
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def focal_uncertainty_reference(
@@ -40,10 +39,6 @@ def focal_uncertainty_reference(
 
 def one_hot(rng, batch, num_classes):
     return np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, size=batch)]
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value).astype("float64")
 
 
 def test_hand_checked_value_with_default_focusing():
@@ -169,17 +164,6 @@ def test_gradient_matches_finite_differences_of_the_reference(kwargs):
         lambda z: focal_uncertainty_reference(y_true, z, **kwargs).mean(), logits
     )
     np.testing.assert_allclose(gradient, expected, rtol=GRADIENT_RTOL, atol=1e-7)
-
-
-def central_differences(fn, x, step=1e-6):
-    gradient = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        shifted = x.copy()
-        shifted[index] += step
-        upper = fn(shifted)
-        shifted[index] -= 2 * step
-        gradient[index] = (upper - fn(shifted)) / (2 * step)
-    return gradient
 
 
 def test_config_keeps_alpha_as_given():

@@ -1,4 +1,3 @@
-import contextlib
 import inspect
 import math
 
@@ -18,12 +17,14 @@ from dl_techniques.losses.classification.precision_loss import PrecisionLoss
 from dl_techniques.losses.classification.recall_loss import RecallLoss
 from dl_techniques.losses.classification.specificity_loss import SpecificityLoss
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    float64_enabled,
+    sigmoid,
+)
 
 EPS = 1e-5
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def soft_confusion_reference(
@@ -102,10 +103,6 @@ CLASSES = (
 
 def loss_reference(metric, y_true, y_pred, **kwargs):
     return 1.0 - np.mean(METRICS[metric](*soft_confusion_reference(y_true, y_pred, **kwargs)))
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
 
 
 def random_labels(rng, shape):
@@ -205,18 +202,6 @@ def test_config_holds_exactly_the_constructor_arguments(loss_class):
     assert rebuilt.get_config() == config
 
 
-@contextlib.contextmanager
-def float64_enabled():
-    """Lets jax build float64 arrays inside the block only."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        with jax.enable_x64(True):
-            yield
-    else:
-        yield
-
-
 @pytest.mark.parametrize("metric", sorted(LOSSES))
 def test_gradient_matches_central_differences_of_the_reference(metric):
     rng = np.random.default_rng(47)
@@ -224,16 +209,9 @@ def test_gradient_matches_central_differences_of_the_reference(metric):
     y_pred = rng.uniform(0.3, 0.7, size=(6, 2))
     weights = rng.uniform(0.5, 2.0, size=6)
     kwargs = {"sample_weight": weights, "scale": 6.0, "average": "macro"}
-    step = 1e-6
-    expected = np.zeros_like(y_pred)
-    for index in np.ndindex(y_pred.shape):
-        shifted_up, shifted_down = y_pred.copy(), y_pred.copy()
-        shifted_up[index] += step
-        shifted_down[index] -= step
-        expected[index] = (
-            loss_reference(metric, y_true, shifted_up, **kwargs)
-            - loss_reference(metric, y_true, shifted_down, **kwargs)
-        ) / (2 * step)
+    expected = central_differences(
+        lambda values: loss_reference(metric, y_true, values, **kwargs), y_pred
+    )
     with float64_enabled():
         loss = LOSSES[metric](amplifying_scale=6.0, average="macro", dtype="float64")
         labels = keras.ops.convert_to_tensor(y_true, "float64")

@@ -1,5 +1,3 @@
-import warnings
-
 import keras
 import numpy as np
 import pytest
@@ -9,17 +7,15 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.classification.spiegelhalter_z_loss import SpiegelhalterZLoss
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    sigmoid,
+    softmax,
+)
 
 EPSILON = 1e-7
-
-
-def sigmoid(logits):
-    return 1.0 / (1.0 + np.exp(-logits))
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def spiegelhalter_z(y_true, probs, weights=None):
@@ -41,31 +37,6 @@ def z_loss_reference(y_true, probs, weights=None, use_squared=True):
     z = spiegelhalter_z(y_true, probs, weights)
     per_class = z**2 / total if use_squared else np.abs(z) / np.sqrt(total)
     return per_class.mean()
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def gradient_dtype():
-    """float64 where the backend keeps it (jax only with x64 enabled), else float32."""
-    with warnings.catch_warnings():
-        # jax without x64 warns that it truncates the probe to float32.
-        warnings.simplefilter("ignore", UserWarning)
-        probe = keras.ops.convert_to_tensor(np.zeros(1), dtype="float64")
-    return keras.backend.standardize_dtype(probe.dtype)
-
-
-def central_differences(fn, point, step=1e-6):
-    """Gradient of the float64 numpy function ``fn`` at ``point``."""
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 HAND_TRUE = np.array([1.0, 0.0, 1.0, 0.0], "float32")

@@ -33,6 +33,7 @@ from dl_techniques.losses.classification import (
     SpiegelhalterZMetric,
 )
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.testing.numeric import sigmoid
 
 ONE_HOT = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]], dtype="float32")
 PROBS = np.array(
@@ -92,10 +93,6 @@ def as_float(value):
 
 
 # --- numpy references from the formulas -------------------------------------
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def accuracy_loss_reference(y, p, scale=73.0):

@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import backend_gradient, compiled
 
 BACKEND = keras.backend.backend()
 RANKS = [2, 3, 4]
@@ -13,47 +14,6 @@ RANKS = [2, 3, 4]
 
 def _random(shape, seed):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
-
-
-def _gradient_of(scalar_fn, value, compiled=False):
-    """d scalar_fn(value) / d value by the backend's own differentiation."""
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        def differentiate(point):
-            with tf.GradientTape() as tape:
-                tape.watch(point)
-                result = scalar_fn(point)
-            return tape.gradient(result, point)
-
-        if compiled:
-            differentiate = tf.function(differentiate, jit_compile=True)
-        return differentiate(tf.convert_to_tensor(value)).numpy()
-    if BACKEND == "jax":
-        import jax
-
-        differentiate = jax.grad(scalar_fn)
-        if compiled:
-            differentiate = jax.jit(differentiate)
-        return np.asarray(differentiate(jax.numpy.asarray(value)))
-    import torch
-
-    point = torch.tensor(value, requires_grad=True)
-    scalar_fn(point).backward()
-    return point.grad.numpy()
-
-
-def _compiled(fn):
-    """fn compiled by the backend's tracing compiler; torch runs it eagerly."""
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True)
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
 
 
 def _quadratic_critic(weights):
@@ -101,7 +61,7 @@ def test_squared_norm_of_gradient_differentiates_to_eight_w_sum_x2(rank):
         return ops.sum(gradient**2)
 
     expected = 8.0 * w * np.sum(x**2, axis=tuple(range(rank - 1)))
-    np.testing.assert_allclose(_gradient_of(squared_norm, w), expected, rtol=1e-5)
+    np.testing.assert_allclose(backend_gradient(squared_norm, w), expected, rtol=1e-5)
 
 
 def test_wgan_gp_penalty_of_linear_critic_differentiates_to_analytic_value():
@@ -116,7 +76,8 @@ def test_wgan_gp_penalty_of_linear_critic_differentiates_to_analytic_value():
         return ops.mean((norms - 1.0) ** 2)
 
     norm = np.linalg.norm(v)
-    np.testing.assert_allclose(_gradient_of(penalty, v), 2.0 * (norm - 1.0) * v / norm, rtol=1e-5)
+    expected = 2.0 * (norm - 1.0) * v / norm
+    np.testing.assert_allclose(backend_gradient(penalty, v), expected, rtol=1e-5)
 
 
 def test_gradient_stays_connected_to_what_the_inputs_were_built_from():
@@ -135,15 +96,17 @@ def test_gradient_stays_connected_to_what_the_inputs_were_built_from():
 
     interpolated = mix * real + (1.0 - mix) * fake
     expected = 8.0 * w**2 * interpolated * (1.0 - mix)
-    np.testing.assert_allclose(_gradient_of(squared_norm, fake), expected, rtol=1e-5)
+    np.testing.assert_allclose(backend_gradient(squared_norm, fake), expected, rtol=1e-5)
 
 
 def test_input_gradient_inside_compiled_function():
     x = _random((4, 3), seed=6)
     w = _random((3,), seed=7)
 
-    compiled = _compiled(lambda inputs, weights: input_gradient(_quadratic_critic(weights), inputs))
-    gradient = compiled(ops.convert_to_tensor(x), ops.convert_to_tensor(w))
+    traced_gradient = compiled(
+        lambda inputs, weights: input_gradient(_quadratic_critic(weights), inputs)
+    )
+    gradient = traced_gradient(ops.convert_to_tensor(x), ops.convert_to_tensor(w))
 
     np.testing.assert_allclose(ops.convert_to_numpy(gradient), 2.0 * w * x, rtol=1e-6)
 
@@ -157,7 +120,8 @@ def test_double_backprop_inside_compiled_function():
         return ops.sum(gradient**2)
 
     expected = 8.0 * w * np.sum(x**2, axis=0)
-    np.testing.assert_allclose(_gradient_of(squared_norm, w, compiled=True), expected, rtol=1e-5)
+    gradient = backend_gradient(squared_norm, w, compiled=True)
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

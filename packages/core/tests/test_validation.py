@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.testing.numeric import compiled
 
 BACKEND = keras.backend.backend()
 
@@ -36,20 +37,6 @@ class _OuterLoss(keras.losses.Loss):
 GOOD = np.array([[0.0, 1.0], [1.0, 0.0]], dtype="float32")
 BAD = np.array([[0.0, 2.0], [1.0, 0.0]], dtype="float32")
 PRED = np.ones((2, 2), dtype="float32")
-
-
-def _compiled(fn):
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(fn)
-    import torch
-
-    return torch.compile(fn, backend="eager", fullgraph=True)
 
 
 def test_first_eager_call_checks_values(monkeypatch):
@@ -85,7 +72,7 @@ def test_environment_variable_checks_every_eager_call(monkeypatch):
 def test_traced_call_reads_nothing_and_does_not_mark_the_instance(monkeypatch):
     monkeypatch.delenv(validation.ENVIRONMENT_VARIABLE, raising=False)
     loss = _BinaryTargetLoss()
-    traced = _compiled(lambda t, p: loss(t, p))
+    traced = compiled(lambda t, p: loss(t, p), jit_compile=False, trace_torch=True)
     value = traced(keras.ops.convert_to_tensor(BAD), keras.ops.convert_to_tensor(PRED))
     assert float(keras.ops.convert_to_numpy(value)) == pytest.approx(1.5)
     with pytest.raises(ValueError):

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy
 from dl_techniques.losses.forecasting import MASELoss
 
 
@@ -18,10 +19,6 @@ def mase_reference(target, insample, forecast, seasonality):
     error = np.abs(target - forecast).mean(axis=1)
     scaled = np.divide(error, scale, out=np.zeros_like(error), where=scale > 0)
     return scaled.reshape(scaled.shape[0], -1).mean(axis=1)
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def random_case(rng, batch=4, history=10, horizon=5, series=None):

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from dl_techniques.losses.core.testing.numeric import as_numpy
 from dl_techniques.losses.forecasting import MQLoss
 
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
@@ -31,10 +32,6 @@ def mq_reference(y_true, y_pred, quantiles):
     """Per-sample MQLoss: mean over quantiles and non-batch axes."""
     pinball = pinball_reference(y_true, y_pred, quantiles)
     return pinball.reshape(pinball.shape[0], -1).mean(axis=1)
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def test_hand_checked_value_two_quantiles():

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy
 from dl_techniques.losses.forecasting import SMAPELoss
 
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
@@ -26,10 +27,6 @@ def smape_reference(y_true, y_pred):
         where=denominator > 0,
     )
     return ratio.reshape(ratio.shape[0], -1).mean(axis=1)
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def test_hand_checked_value_with_a_zero_zero_pair():

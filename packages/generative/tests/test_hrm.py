@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
 from dl_techniques.losses.generative.hrm_loss import HRMLoss, create_hrm_loss, sequence_is_correct
 
 IGNORE = -100
@@ -51,10 +52,6 @@ def hrm_batch(seed=0, batch=4, length=5, vocab=6):
         "q_continue_logits": rng.normal(size=batch).astype("float32"),
     }
     return y_true, y_pred
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 @pytest.mark.parametrize("lm_loss_type", ["stable_max", "softmax"])
@@ -131,18 +128,10 @@ def test_gradient_matches_finite_differences_of_the_numpy_loss():
         return loss(y_true, {**y_pred, "logits": logit_values})
 
     gradient = as_numpy(input_gradient(value_with, keras.ops.convert_to_tensor(logits)))
-    step = 1e-6
-    numeric = np.zeros(logits.shape)
-    base = logits.astype("float64")
-    for index in np.ndindex(*logits.shape):
-        plus, minus = base.copy(), base.copy()
-        plus[index] += step
-        minus[index] -= step
-        # Correctness is piecewise constant, so only the lm term moves.
-        numeric[index] = (
-            token_mean_cross_entropy(y_true["labels"], plus, "stable_max")
-            - token_mean_cross_entropy(y_true["labels"], minus, "stable_max")
-        ) / (2 * step)
+    # Correctness is piecewise constant, so only the lm term moves.
+    numeric = central_differences(
+        lambda values: token_mean_cross_entropy(y_true["labels"], values, "stable_max"), logits
+    )
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
 
 

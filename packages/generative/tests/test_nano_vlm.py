@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
 from dl_techniques.losses.generative.nano_vlm_loss import NanoVLMLoss
 
 
@@ -42,10 +43,6 @@ def random_tokens(rng, batch=3, length=6, vocab=5, ignored_fraction=0.3):
     labels[rng.random((batch, length)) < ignored_fraction] = -100
     logits = rng.normal(scale=2.0, size=(batch, length, vocab)).astype("float32")
     return labels, logits
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def test_hand_checked_value_scores_each_position_against_the_next_label():
@@ -131,17 +128,9 @@ def test_gradient_matches_finite_differences_and_is_zero_at_ignored_positions():
     gradient = as_numpy(
         input_gradient(lambda x: loss(labels, x), keras.ops.convert_to_tensor(logits))
     )
-    step = 1e-6
-    numeric = np.zeros(logits.shape)
-    base = logits.astype("float64")
-    for index in np.ndindex(*logits.shape):
-        plus, minus = base.copy(), base.copy()
-        plus[index] += step
-        minus[index] -= step
-        numeric[index] = (
-            masked_token_cross_entropy(labels, plus, label_smoothing=0.1)
-            - masked_token_cross_entropy(labels, minus, label_smoothing=0.1)
-        ) / (2 * step)
+    numeric = central_differences(
+        lambda values: masked_token_cross_entropy(labels, values, label_smoothing=0.1), logits
+    )
     assert np.all(np.isfinite(gradient))
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
     # Position 1 predicts the ignored label at t = 2; the last has no next label.

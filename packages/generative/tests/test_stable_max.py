@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
 from dl_techniques.losses.generative.stable_max_cross_entropy import StableMaxCrossEntropy
 
 
@@ -18,10 +19,6 @@ def stablemax_token_mean(labels, logits, ignore_index=-100):
     if not kept.any():
         return 0.0
     return float(np.mean(-np.log(probabilities[kept, labels[kept]])))
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def test_hand_checked_value():
@@ -70,16 +67,7 @@ def test_gradient_matches_finite_differences_including_logits_at_zero():
     gradient = as_numpy(
         input_gradient(lambda x: loss(labels, x), keras.ops.convert_to_tensor(logits))
     )
-    step = 1e-6
-    numeric = np.zeros(logits.shape)
-    base = logits.astype("float64")
-    for index in np.ndindex(*logits.shape):
-        plus, minus = base.copy(), base.copy()
-        plus[index] += step
-        minus[index] -= step
-        numeric[index] = (
-            stablemax_token_mean(labels, plus) - stablemax_token_mean(labels, minus)
-        ) / (2 * step)
+    numeric = central_differences(lambda values: stablemax_token_mean(labels, values), logits)
     np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(gradient[0, 1], 0.0)
 

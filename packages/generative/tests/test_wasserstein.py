@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy
 from dl_techniques.losses.generative.wasserstein_gradient_penalty_loss import (
     WassersteinGradientPenaltyLoss,
     create_wgan_gp_losses,
@@ -27,10 +28,6 @@ def penalty_reference(gradients, lambda_gp):
     gradients = np.asarray(gradients, "float64").reshape(len(gradients), -1)
     norms = np.sqrt(np.sum(gradients**2, axis=1) + 1e-12)
     return lambda_gp * np.mean((norms - 1.0) ** 2)
-
-
-def as_numpy(value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def test_hand_checked_critic_value():

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.numeric import compiled
 from dl_techniques.losses.generative import (
     WassersteinGradientPenaltyLoss,
     compute_gradient_penalty,
@@ -141,20 +142,6 @@ def test_gradient_batch_that_fits_no_score_count_raises_on_eager_calls():
         )
 
 
-def _compiled(function):
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function)
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(function)
-    import torch
-
-    return torch.compile(function, backend="eager")
-
-
 def test_gradient_batch_that_fits_no_score_count_raises_when_traced():
     labels, scores, gradients = _mismatched_batches()
     loss = WassersteinGradientPenaltyLoss()
@@ -164,4 +151,4 @@ def test_gradient_batch_that_fits_no_score_count_raises_when_traced():
 
     tensors = [keras.ops.convert_to_tensor(array) for array in (labels, scores, gradients)]
     with pytest.raises(ValueError, match=MISMATCH):
-        _compiled(critic_loss)(*tensors)
+        compiled(critic_loss, jit_compile=False, trace_torch=True, fullgraph=False)(*tensors)

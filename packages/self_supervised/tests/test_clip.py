@@ -9,12 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, log_softmax
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
-
-
-def log_softmax(rows):
-    peak = rows.max(axis=1, keepdims=True)
-    return rows - peak - np.log(np.exp(rows - peak).sum(axis=1, keepdims=True))
 
 
 def smoothed_cross_entropy(rows, smoothing):
@@ -44,21 +40,6 @@ def normalized(embeddings):
 
 def clip_embeddings_reference(image, text, temperature, smoothing=0.0):
     return clip_reference(normalized(image) @ normalized(text).T, None, temperature, smoothing)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def central_differences(fn, point, step=1e-6):
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 def embeddings(image, text):

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.numeric import log_softmax
+
 BACKEND = keras.backend.backend()
 SCRIPT = {
     "tensorflow": "contrastive_tf_mirrored.py",
@@ -43,11 +45,6 @@ def run():
 
 def normalized(embeddings):
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-
-
-def log_softmax(rows):
-    peak = rows.max(axis=1, keepdims=True)
-    return rows - peak - np.log(np.exp(rows - peak).sum(axis=1, keepdims=True))
 
 
 def initial_similarities(problem):

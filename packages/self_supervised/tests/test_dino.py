@@ -1,6 +1,5 @@
 import math
 import re
-import warnings
 
 import keras
 import numpy as np
@@ -10,12 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    softmax,
+)
 from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def dino_reference(
@@ -64,29 +64,6 @@ def sinkhorn_reference(teacher, teacher_temp, iterations=3):
         q /= q.sum(axis=0, keepdims=True)
         q /= rows
     return (q * rows).T
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def gradient_dtype():
-    """float64 where the backend keeps it (jax only with x64 enabled), else float32."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        probe = keras.ops.convert_to_tensor(np.zeros(1), dtype="float64")
-    return keras.backend.standardize_dtype(probe.dtype)
-
-
-def central_differences(fn, point, step=1e-6):
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 def random_crops(seed, images=3, global_crops=2, views=4, prototypes=5, scale=1.0):

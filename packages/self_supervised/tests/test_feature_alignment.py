@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
 from dl_techniques.losses.self_supervised.feature_alignment_loss import FeatureAlignmentLoss
 
 
@@ -69,22 +70,16 @@ def test_margin_one_counts_every_position():
 def test_gradient_matches_finite_differences_of_the_reference():
     rng = np.random.default_rng(5)
     target, prediction = rng.normal(size=(3, 2, 4)), rng.normal(size=(3, 2, 4))
-    step = 1e-6
-    expected = np.zeros_like(prediction)
-    for index in np.ndindex(prediction.shape):
-        shift = np.zeros_like(prediction)
-        shift[index] = step
-        expected[index] = (
-            alignment_reference(target, prediction + shift, 0.5).sum()
-            - alignment_reference(target, prediction - shift, 0.5).sum()
-        ) / (2 * step)
+    expected = central_differences(
+        lambda values: alignment_reference(target, values, 0.5), prediction
+    )
     loss = FeatureAlignmentLoss(margin=0.5, reduction=None)
     target_tensor = keras.ops.convert_to_tensor(target.astype("float32"))
     gradient = input_gradient(
         lambda values: loss(target_tensor, values),
         keras.ops.convert_to_tensor(prediction.astype("float32")),
     )
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gradient), expected, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(as_numpy(gradient), expected, rtol=1e-3, atol=1e-5)
 
 
 def test_zero_features_count_as_orthogonal_with_finite_gradient():

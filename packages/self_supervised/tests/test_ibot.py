@@ -1,6 +1,5 @@
 import math
 import re
-import warnings
 
 import keras
 import numpy as np
@@ -10,12 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    softmax,
+)
 from dl_techniques.losses.self_supervised.ibot_patch_loss import iBOTPatchLoss
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def ibot_reference(teacher, student, mask, center=0.0, teacher_temp=0.04, student_temp=0.1):
@@ -35,28 +35,6 @@ def ibot_reference(teacher, student, mask, center=0.0, teacher_temp=0.04, studen
         ]
         per_image[b] = np.mean(terms) if terms else 0.0
     return per_image
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def gradient_dtype():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        probe = keras.ops.convert_to_tensor(np.zeros(1), dtype="float64")
-    return keras.backend.standardize_dtype(probe.dtype)
-
-
-def central_differences(fn, point, step=1e-6):
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 def random_patches(seed, images=3, patches=4, prototypes=5):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.testing.numeric import as_numpy
 from dl_techniques.losses.self_supervised.clustering_loss import ClusteringLoss
 from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
 from dl_techniques.losses.self_supervised.feature_alignment_loss import FeatureAlignmentLoss
@@ -23,10 +24,6 @@ BACKEND = keras.backend.backend()
 @pytest.fixture(autouse=True)
 def _first_call_rule(monkeypatch):
     monkeypatch.delenv(validation.ENVIRONMENT_VARIABLE, raising=False)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
 
 
 # iBOT masks -----------------------------------------------------------------

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.numeric import softmax
 from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
 
 BACKEND = keras.backend.backend()
@@ -79,15 +80,10 @@ def _numpy_ema(teacher_batches, momentum=MOMENTUM):
     return center
 
 
-def _softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def _dino_reference(teacher, student, center, teacher_temp, student_temp=0.1):
     """Image-major teacher (B, G, K), student (B, V, K): mean over pairs v != i."""
-    teacher_probs = _softmax((teacher - center) / teacher_temp)
-    student_log = np.log(_softmax(student / student_temp))
+    teacher_probs = softmax((teacher - center) / teacher_temp)
+    student_log = np.log(softmax(student / student_temp))
     terms = [
         -(teacher_probs[:, i] * student_log[:, v]).sum(axis=-1).mean()
         for i in range(teacher.shape[1])
@@ -265,8 +261,8 @@ def _ibot_numpy(student_logits, teacher, mask, center):
     Per patch, ``-sum_k P_t log P_s`` has gradient ``(P_s - P_t) / tau_s``; the
     value is the mean over images of each image's mean over masked patches.
     """
-    teacher_probs = _softmax((teacher - center) / TEACHER_TEMP)
-    student_probs = _softmax(student_logits / STUDENT_TEMP)
+    teacher_probs = softmax((teacher - center) / TEACHER_TEMP)
+    student_probs = softmax(student_logits / STUDENT_TEMP)
     patch_loss = -(teacher_probs * np.log(student_probs)).sum(axis=-1)
     counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
     weights = mask / counts / len(mask)

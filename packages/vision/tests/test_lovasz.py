@@ -5,16 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, softmax
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
 IGNORE = 255
 CLASSES = 3
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def jaccard_set_loss(in_set, foreground):
@@ -67,21 +63,6 @@ def lovasz_hinge_reference(labels, logits, per_image=False):
     fg = labels.ravel()[valid] == 1
     scores = logits.ravel()[valid].astype("float64")
     return lovasz_reference(np.maximum(0.0, 1.0 - scores * (2.0 * fg - 1.0)), fg)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
-def central_differences(fn, point, step=1e-6):
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 def random_batch(seed, shape=(2, 4, 4), ignore_fraction=0.2, classes=CLASSES):

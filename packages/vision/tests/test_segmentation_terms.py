@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, softmax
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
@@ -20,11 +21,6 @@ REGION_AND_PIXEL_NAMES = (
     "focal_dice",
     "focal_tversky_ce",
 )
-
-
-def softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def reference_loss(name, one_hot, probs, weights, params, class_weights=None, per_image=False):
@@ -84,10 +80,6 @@ def reference_loss(name, one_hot, probs, weights, params, class_weights=None, pe
     return terms[name]()
 
 
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value), "float64")
-
-
 def random_batch(seed, shape=(2, 4, 4), ignore_fraction=0.2):
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=1.5, size=(*shape, CLASSES)).astype("float32")
@@ -100,17 +92,6 @@ def reference_inputs(ids):
     valid = ids != IGNORE
     one_hot = np.eye(CLASSES)[np.where(valid, ids, 0)]
     return one_hot, valid.astype("float64")
-
-
-def central_differences(fn, point, step=1e-6):
-    point = np.asarray(point, "float64")
-    gradient = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        forward, backward = point.copy(), point.copy()
-        forward[index] += step
-        backward[index] -= step
-        gradient[index] = (fn(forward) - fn(backward)) / (2.0 * step)
-    return gradient
 
 
 # One image of 2x2 pixels, labels [[0, 1], [1, 1]], p(class 1) = [[.2, .6], [.9, .5]].

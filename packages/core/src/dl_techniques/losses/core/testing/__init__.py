@@ -21,6 +21,10 @@ through :func:`run_conformance_batch`. The checks:
 - ``fresh_process_reload``: the saved models reload in a new process that
   imports only ``keras``, ``numpy`` and ``dl_techniques.losses``.
 
+A family's own value and gradient tests take their numeric helpers (tensor to
+float64 numpy, central differences, per-backend gradients, float64 references
+of softmax and friends) from :mod:`dl_techniques.losses.core.testing.numeric`.
+
 Example, without pytest:
 
 ```python

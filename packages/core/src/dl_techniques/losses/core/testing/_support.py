@@ -1,12 +1,12 @@
 """Conversions and assertions shared by the conformance checks."""
 
 import re
-import warnings
 
 import keras
 import numpy as np
 
-_TORCH_ARRAY_WARNING = r"__array__ implementation doesn't accept a copy keyword"
+# checks.py reads tensors through this name; the one definition is as_numpy.
+from dl_techniques.losses.core.testing.numeric import as_numpy as to_numpy
 
 
 def to_tensors(structure, float_dtype="float32"):
@@ -19,16 +19,6 @@ def to_tensors(structure, float_dtype="float32"):
         return tensor
 
     return keras.tree.map_structure(convert, structure)
-
-
-def to_numpy(value):
-    """Returns a tensor as a float64 numpy array."""
-    with warnings.catch_warnings():
-        # numpy 2 warns on every torch tensor Keras converts; the warning is
-        # about torch, not about the loss under test, and would bury its report.
-        warnings.filterwarnings("ignore", message=_TORCH_ARRAY_WARNING, category=DeprecationWarning)
-        converted = keras.ops.convert_to_numpy(keras.ops.cast(value, "float32"))
-    return np.asarray(converted, dtype=np.float64)
 
 
 def loss_value(loss, y_true, y_pred, sample_weight=None):
