@@ -124,6 +124,8 @@ def test(arguments):
     print(
         f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True
     )
+    if arguments.thorough:
+        os.environ["DL_LOSSES_THOROUGH"] = "1"
     results = _run_suites(backends, arguments.pytest_args, jobs)
     print("\n=== summary")
     passed = failed = skipped = 0
@@ -206,6 +208,11 @@ def main():
     test_parser.add_argument("--no-setup", action="store_true", help="reuse .venv as it is")
     test_parser.add_argument(
         "--jobs", type=int, help="backends tested at the same time (default: the CPU count)"
+    )
+    test_parser.add_argument(
+        "--thorough",
+        action="store_true",
+        help="every hypothesis example on every backend (DL_LOSSES_THOROUGH=1), for nightly runs",
     )
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)

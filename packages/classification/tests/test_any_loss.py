@@ -14,6 +14,7 @@ from dl_techniques.losses.core.testing.numeric import (
     central_differences,
     compiled,
     float64_enabled,
+    hypothesis_examples,
     sigmoid,
 )
 
@@ -248,7 +249,7 @@ def test_gradient_matches_central_differences_of_the_reference(average):
         np.testing.assert_allclose(as_numpy(gradient), expected, rtol=1e-6, atol=1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     average=st.sampled_from(["micro", "macro"]),

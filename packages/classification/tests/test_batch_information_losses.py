@@ -28,6 +28,7 @@ from dl_techniques.losses.core.testing.numeric import (
     central_differences,
     entropy,
     gradient_dtype,
+    hypothesis_examples,
     log_softmax,
 )
 
@@ -251,7 +252,7 @@ def test_gradient_matches_finite_differences_of_the_reference(spec, weights):
 
 
 @BOTH
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (3, 4), elements=st.floats(-1e4, 1e4, width=32)),
     labels=hnp.arrays("int64", (3,), elements=st.integers(0, 3)),

@@ -11,6 +11,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     gradient_dtype,
+    hypothesis_examples,
     sigmoid,
     softmax,
 )
@@ -162,7 +163,7 @@ def test_gradient_matches_central_differences(from_logits, classes):
     )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (6, 4), elements=st.floats(-30.0, 30.0, width=32)),
     labels=hnp.arrays("int64", (6,), elements=st.integers(0, 3)),
@@ -178,7 +179,7 @@ def test_multiclass_brier_stays_within_zero_and_two(logits, labels):
         assert np.all((value >= 0.0) & (value <= 2.0 + 1e-6))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     probs=hnp.arrays("float32", (8,), elements=st.floats(0.0, 1.0, width=32)),
     labels=hnp.arrays("int64", (8,), elements=st.integers(0, 1)),

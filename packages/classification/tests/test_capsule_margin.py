@@ -9,7 +9,12 @@ from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.classification.capsule_margin_loss import CapsuleMarginLoss
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, gradient_dtype
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    gradient_dtype,
+    hypothesis_examples,
+)
 
 # float32 on jax without x64, where the gradient gets a looser tolerance.
 GRADIENT_DTYPE = gradient_dtype()
@@ -95,7 +100,7 @@ def test_official_tensorflow_value_is_this_loss_over_twice_the_class_count():
     np.testing.assert_allclose(ours / (2 * 10), official, rtol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     lengths=hnp.arrays("float64", (3, 4), elements=st.floats(0.01, 1.0)),
     dim=st.integers(1, 6),
@@ -115,7 +120,7 @@ def test_vectors_give_the_loss_of_their_lengths(lengths, dim, seed):
     )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     present=st.floats(0.9, 2.0),
     absent=hnp.arrays("float64", (3,), elements=st.floats(0.0, 0.1)),

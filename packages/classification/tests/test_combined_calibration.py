@@ -13,6 +13,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     gradient_dtype,
+    hypothesis_examples,
     softmax,
 )
 
@@ -124,7 +125,7 @@ def test_gradient_matches_central_differences(use_squared):
         np.testing.assert_allclose(as_numpy(gradient), expected, rtol=1e-3, atol=1e-4 * scale)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     probs=hnp.arrays("float32", (8,), elements=st.floats(0.0, 1.0, width=32)),
     labels=hnp.arrays("float32", (8,), elements=st.sampled_from([0.0, 1.0])),

@@ -12,6 +12,7 @@ from dl_techniques.losses.classification.decoupled_information_loss import (
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     entropy,
+    hypothesis_examples,
     log_softmax,
 )
 
@@ -47,7 +48,7 @@ def test_uniform_predictions_give_the_weights_times_log_k():
     np.testing.assert_allclose(as_numpy(value), [0.25 * math.log(3.0)] * 3, rtol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (4, 3), elements=st.floats(-20.0, 20.0, width=32)),
     labels=hnp.arrays("int64", (4,), elements=st.integers(0, 2)),

@@ -14,6 +14,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     gradient_dtype,
+    hypothesis_examples,
     log_softmax,
 )
 
@@ -109,7 +110,7 @@ def test_focal_term_equals_keras_categorical_focal_crossentropy(alpha, from_logi
     np.testing.assert_allclose(as_numpy(ours), as_numpy(keras_value), rtol=1e-5, atol=1e-7)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (4, 5), elements=st.floats(-30.0, 30.0, width=32)),
     labels=hnp.arrays("int64", (4,), elements=st.integers(0, 4)),
@@ -125,7 +126,7 @@ def test_without_focusing_alpha_or_entropy_it_is_categorical_crossentropy(logits
     np.testing.assert_allclose(as_numpy(value), as_numpy(keras_value), rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (3, 4), elements=st.floats(-1e4, 1e4, width=32)),
     labels=hnp.arrays("int64", (3,), elements=st.integers(0, 3)),

@@ -10,6 +10,7 @@ from dl_techniques.losses.classification.goodhart_aware_loss import GoodhartAwar
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     entropy,
+    hypothesis_examples,
     log_softmax,
 )
 
@@ -56,7 +57,7 @@ def test_identical_predictions_carry_no_information():
     np.testing.assert_allclose(as_numpy(value), expected, rtol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     logits=hnp.arrays("float32", (4, 3), elements=st.floats(-20.0, 20.0, width=32)),
     labels=hnp.arrays("int64", (4,), elements=st.integers(0, 2)),

@@ -21,6 +21,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     float64_enabled,
+    hypothesis_examples,
     sigmoid,
 )
 
@@ -235,7 +236,7 @@ def test_gradient_is_finite_when_every_prediction_is_negative(metric):
     assert np.isfinite(as_numpy(loss(labels, predictions)))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     average=st.sampled_from(["micro", "macro"]),

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing import numeric
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     backend_gradient,
@@ -162,3 +163,12 @@ def test_entropy_in_nats_with_zero_log_zero():
         entropy(probabilities), [math.log(2.0), 0.0, 1.5 * math.log(2.0)], rtol=1e-12
     )
     np.testing.assert_allclose(entropy(probabilities.T, axis=0), entropy(probabilities))
+
+
+def test_hypothesis_examples_are_cut_on_jax_unless_thorough(monkeypatch):
+    monkeypatch.delenv(numeric.THOROUGH_VARIABLE, raising=False)
+    expected = 8 if keras.backend.backend() == "jax" else 25
+    assert numeric.hypothesis_examples(25) == expected
+    assert numeric.hypothesis_examples(6) == (5 if keras.backend.backend() == "jax" else 6)
+    monkeypatch.setenv(numeric.THOROUGH_VARIABLE, "1")
+    assert numeric.hypothesis_examples(25) == 25

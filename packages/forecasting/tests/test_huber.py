@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
+from dl_techniques.losses.core.testing.numeric import hypothesis_examples
 from dl_techniques.losses.forecasting import HuberLoss
 
 
@@ -103,7 +104,7 @@ def test_gradient_is_finite_at_zero_error():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(gradient), [[0.0, 0.5]], atol=1e-7)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     delta=st.floats(0.05, 10.0),

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy
+from dl_techniques.losses.core.testing.numeric import as_numpy, hypothesis_examples
 from dl_techniques.losses.forecasting import MASELoss
 
 
@@ -136,7 +136,7 @@ def test_concatenated_form_trains_with_stock_fit_and_evaluates_to_reference():
     np.testing.assert_allclose(evaluated, expected, rtol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     factor=st.floats(1e-3, 1e3),

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dl_techniques.losses.core.testing.numeric import as_numpy
+from dl_techniques.losses.core.testing.numeric import as_numpy, hypothesis_examples
 from dl_techniques.losses.forecasting import MQLoss
 
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
@@ -103,7 +103,7 @@ def test_config_stores_quantiles_exactly_as_given():
     assert restored.quantiles == [0.1, 0.2, 0.7, 0.975]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     data=hnp.arrays("float32", shape=(4, 3, 5), elements=NORMAL_FLOAT32),
     quantiles=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=4, unique=True),
@@ -116,7 +116,7 @@ def test_nonnegative_for_any_quantiles(data, quantiles):
     np.testing.assert_allclose(value, mq_reference(y_true, y_pred, quantiles), rtol=1e-4, atol=1e-3)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(pair=hnp.arrays("float32", shape=(2, 3, 4), elements=NORMAL_FLOAT32))
 def test_single_median_quantile_is_half_the_mae(pair):
     y_true, y_pred = pair[0], pair[1]

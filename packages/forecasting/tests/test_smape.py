@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy
+from dl_techniques.losses.core.testing.numeric import as_numpy, hypothesis_examples
 from dl_techniques.losses.forecasting import SMAPELoss
 
 # Zero or at least 2**-10 in magnitude: differences of such values stay normal
@@ -93,7 +93,7 @@ def test_gradient_matches_the_formula_away_from_zero():
     np.testing.assert_allclose(as_numpy(gradient)[0, 0], 2.0 / 9.0, rtol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=hypothesis_examples(25), deadline=None)
 @given(
     pair=hnp.arrays(
         "float32",

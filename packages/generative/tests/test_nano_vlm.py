@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.generative.nano_vlm_loss import NanoVLMLoss
 
 
@@ -146,7 +150,7 @@ def test_compiled_evaluate_matches_numpy_with_ignored_ids():
     np.testing.assert_allclose(value, masked_token_cross_entropy(labels, logits), rtol=1e-5)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     offset=st.floats(-50.0, 50.0),

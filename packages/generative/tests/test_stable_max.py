@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.generative.stable_max_cross_entropy import StableMaxCrossEntropy
 
 
@@ -77,7 +81,7 @@ def test_all_ignored_labels_give_zero():
     assert float(as_numpy(value)) == 0.0
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     scale=st.floats(1e-2, 1e4),

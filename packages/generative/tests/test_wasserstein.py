@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy
+from dl_techniques.losses.core.testing.numeric import as_numpy, hypothesis_examples
 from dl_techniques.losses.generative.wasserstein_gradient_penalty_loss import (
     WassersteinGradientPenaltyLoss,
     create_wgan_gp_losses,
@@ -179,7 +179,7 @@ def test_factory_returns_penalised_critic_loss_and_generator_loss():
     assert isinstance(generator_loss, WassersteinLoss) and not generator_loss.for_critic
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     shift=st.floats(-100.0, 100.0),
@@ -197,7 +197,7 @@ def test_critic_value_is_unchanged_by_a_constant_score_shift(seed, shift, real_c
     )
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), real_count=st.integers(1, 7))
 def test_swapping_real_and_fake_negates_the_critic_value(seed, real_count):
     rng = np.random.default_rng(seed)

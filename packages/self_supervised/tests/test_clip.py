@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, log_softmax
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+    log_softmax,
+)
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 
 
@@ -163,7 +168,7 @@ def test_coincident_embeddings_give_log_batch_and_finite_gradients():
         assert np.all(np.isfinite(as_numpy(gradient)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     hnp.arrays("float32", (5, 3), elements=st.floats(0.25, 3.0, width=32)),
     hnp.arrays("float32", (5, 3), elements=st.floats(0.25, 3.0, width=32)),

@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.self_supervised.clustering_loss import ClusteringLoss
 
 
@@ -122,7 +126,7 @@ def test_one_hot_assignments_keep_value_and_gradient_finite():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(gradient)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(seed=st.integers(0, 2**16), power=st.floats(1.0, 4.0))
 def test_non_negative_and_equivariant_to_permuting_rows_and_clusters(seed, power):
     assignments = random_assignments(seed, batch=5, clusters=4)

@@ -13,6 +13,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     gradient_dtype,
+    hypothesis_examples,
     softmax,
 )
 from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
@@ -188,7 +189,7 @@ def test_sample_weight_weights_images():
     np.testing.assert_allclose(float(loss(teacher, student, weights)), expected, rtol=1e-5)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=hypothesis_examples(15), deadline=None)
 @given(
     student=hnp.arrays("float32", (3 * 2, 4), elements=st.floats(-5.0, 5.0, width=32)),
     shifts=hnp.arrays("float32", (3 * 2, 1), elements=st.floats(-50.0, 50.0, width=32)),

@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.self_supervised.feature_alignment_loss import FeatureAlignmentLoss
 
 
@@ -93,7 +97,7 @@ def test_zero_features_count_as_orthogonal_with_finite_gradient():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(gradient)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     margin=st.floats(-0.9, 1.0),

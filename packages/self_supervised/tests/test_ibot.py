@@ -13,6 +13,7 @@ from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     central_differences,
     gradient_dtype,
+    hypothesis_examples,
     softmax,
 )
 from dl_techniques.losses.self_supervised.ibot_patch_loss import iBOTPatchLoss
@@ -114,7 +115,7 @@ def test_gradient_matches_central_differences_with_an_empty_image():
     np.testing.assert_array_equal(as_numpy(gradient)[1], np.zeros((4, 3)))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=hypothesis_examples(15), deadline=None)
 @given(mask=hnp.arrays(bool, (3, 4), elements=st.booleans()))
 def test_unmasked_student_patches_do_not_change_the_value(mask):
     teacher, student = random_patches(seed=5)

@@ -5,7 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.self_supervised.koleo_loss import KoLeoLoss
 
 EPSILON = 1e-8
@@ -107,7 +111,7 @@ def test_zero_weight_drops_the_term_but_keeps_the_sample_as_neighbour():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(value), expected, rtol=1e-5)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     scales=st.lists(st.floats(1e-2, 1e2), min_size=6, max_size=6),

@@ -8,7 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+)
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 
 
@@ -147,7 +151,7 @@ def test_coincident_embeddings_give_finite_values_and_gradients():
         assert np.all(np.isfinite(as_numpy(gradient)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(st.integers(1, 9), st.integers(0, 2**16))
 def test_value_unchanged_by_chunk_size(chunk_size, seed):
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import central_differences
+from dl_techniques.losses.core.testing.numeric import central_differences, hypothesis_examples
 from dl_techniques.losses.vision.affine_invariant_loss import AffineInvariantLoss
 
 
@@ -170,7 +170,7 @@ def test_ties_and_constant_images_give_finite_values_and_gradients():
     np.testing.assert_allclose(values[0], 2.5 / 3, rtol=1e-6)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     scale=st.floats(0.05, 20.0),
@@ -192,7 +192,7 @@ def test_value_is_invariant_to_positive_scale_and_shift_of_the_prediction(seed, 
     np.testing.assert_allclose(transformed, original, rtol=1e-3, atol=1e-4)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_value_is_symmetric_in_prediction_and_target_without_invalid_pixels(seed):
     rng = np.random.default_rng(seed)

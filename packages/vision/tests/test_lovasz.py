@@ -5,7 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, softmax
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+    softmax,
+)
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
@@ -204,7 +209,7 @@ def test_no_class_present_gives_zero():
     assert as_numpy(lovasz()(ids, logits)) == 0.0
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(st.integers(0, 2**31 - 1), st.booleans())
 def test_lovasz_softmax_lies_in_unit_interval(seed, per_image):
     ids, logits = random_batch(seed)

@@ -5,7 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dl_techniques.losses.core.gradients import input_gradient
-from dl_techniques.losses.core.testing.numeric import as_numpy, central_differences, softmax
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    central_differences,
+    hypothesis_examples,
+    softmax,
+)
 from dl_techniques.losses.vision.segmentation_loss import SegmentationLoss
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
@@ -265,7 +270,7 @@ probability_maps = st.integers(0, 2**31 - 1).map(
 )
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(probability_maps)
 def test_tversky_with_equal_half_weights_equals_dice(batch):
     ids, logits = batch
@@ -277,7 +282,7 @@ def test_tversky_with_equal_half_weights_equals_dice(batch):
     )
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(probability_maps, st.booleans())
 def test_region_losses_lie_in_unit_interval(batch, per_image):
     ids, logits = batch

@@ -34,6 +34,7 @@ np.testing.assert_allclose(as_numpy(keras.ops.square(point)), point**2)
 """
 
 import contextlib
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -156,6 +157,24 @@ def backend_gradient(
     raise ValueError(
         f"backend_gradient: backend {backend!r} is not supported; use tensorflow, jax or torch."
     )
+
+
+THOROUGH_VARIABLE = "DL_LOSSES_THOROUGH"
+
+
+def hypothesis_examples(count: int) -> int:
+    """The number of hypothesis examples a property test draws on this backend.
+
+    ``count`` everywhere but on jax, the slowest backend to compile each new
+    input shape, where a third of it (at least 5) keeps the suite inside its
+    time budget; ``DL_LOSSES_THOROUGH=1`` (``tools/dev.py test --thorough``)
+    restores ``count`` there too.
+    """
+    if os.environ.get(THOROUGH_VARIABLE, "") not in ("", "0"):
+        return count
+    if keras.backend.backend() != "jax":
+        return count
+    return max(5, count // 3)
 
 
 def gradient_dtype() -> str:
