@@ -5,6 +5,8 @@ implements the ``pytest_generate_tests`` hook that pytest looks up on test
 classes, so the CLI can import the kit without pytest installed.
 """
 
+from typing import Any
+
 from dl_techniques.losses.core.testing import checks, fresh_process
 
 # Fresh-process outcomes by ``id(case)``: one subprocess reloads the cases of
@@ -77,7 +79,7 @@ class LossConformanceTests:
         checks.check_invalid_hyperparameters(case)
 
     def test_fresh_process_reload(self, tmp_path_factory):
-        cases = list(self.cases)
+        cases: list[Any] = list(self.cases)
         if any(id(case) not in _RELOAD_OUTCOMES for case in cases):
             pending = [case for case in _collected_cases() if id(case) not in _RELOAD_OUTCOMES]
             pending += [case for case in cases if id(case) not in _RELOAD_OUTCOMES]
