@@ -75,7 +75,9 @@ class BatchLoss(keras.losses.Loss):
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
         with keras.name_scope(self.name):
             weights = None if sample_weight is None else self._as_compute_tensor(sample_weight)
-            value = self.batch_value(self._to_tensors(y_true), self._to_tensors(y_pred), weights)
+            value = self.batch_value(
+                self.compute_inputs(y_true), self.compute_inputs(y_pred), weights
+            )
             if self.reduction not in (None, "none", "sum"):
                 value = distributed.scale_for_replicas(value)
             return keras.ops.cast(value, self.dtype)
@@ -84,15 +86,21 @@ class BatchLoss(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         # Keras' Loss.__call__ reaches here for per-sample configurations; a
         # direct call follows the same first-eager-call rule.
-        return self.batch_value(self._to_tensors(y_true), self._to_tensors(y_pred), None)
+        return self.batch_value(self.compute_inputs(y_true), self.compute_inputs(y_pred), None)
 
-    def _to_tensors(self, value: Any) -> Any:
+    def compute_inputs(self, value: Any) -> Any:
+        """Returns an input structure as :meth:`__call__` hands it to :meth:`batch_value`.
+
+        Floating leaves in :attr:`compute_dtype`, integer and boolean leaves as
+        they are. For methods that take the loss's inputs outside
+        ``__call__`` (e.g. a ``components`` method for logging).
+        """
         # Dicts and tuples are structures of inputs; a (nested) list of
         # numbers is one tensor, as it is to keras.ops.convert_to_tensor.
         if isinstance(value, dict):
-            return {key: self._to_tensors(item) for key, item in value.items()}
+            return {key: self.compute_inputs(item) for key, item in value.items()}
         if isinstance(value, (list, tuple)) and not _holds_only_numbers(value):
-            return type(value)(self._to_tensors(item) for item in value)
+            return type(value)(self.compute_inputs(item) for item in value)
         if value is None:
             return None
         return self._as_compute_tensor(value)

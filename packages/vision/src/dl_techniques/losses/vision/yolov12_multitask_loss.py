@@ -203,9 +203,7 @@ class YOLOv12MultiTaskLoss(BatchLoss):
         """
         with keras.name_scope(self.name):
             return self._terms(
-                keras.tree.map_structure(self._as_compute_tensor, y_true),
-                keras.tree.map_structure(self._as_compute_tensor, y_pred),
-                sample_weight,
+                self.compute_inputs(y_true), self.compute_inputs(y_pred), sample_weight
             )
 
     def _terms(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> dict[str, Any]:
