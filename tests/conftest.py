@@ -18,6 +18,11 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT_MARKER = "DL_LOSSES_TEST_RESULT "
+# Where tests marked ``backend_independent`` run: building wheels, installing
+# them and discovering entry points do not involve the Keras backend, and each
+# backend's own save/reload through the registry is covered by the conformance
+# kit's fresh-process check in every family's suite.
+BACKEND_INDEPENDENT_BACKEND = "torch"
 SUBPROCESS_TIMEOUT_S = 600
 
 _PRELUDE = f"""
@@ -36,6 +41,19 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend in (None, BACKEND_INDEPENDENT_BACKEND):
+        return
+    skip = pytest.mark.skip(
+        reason=f"packaging and plugin discovery do not depend on the Keras backend: "
+        f"runs with KERAS_BACKEND={BACKEND_INDEPENDENT_BACKEND}"
+    )
+    for item in items:
+        if item.get_closest_marker("backend_independent"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ process: ``broken-plugin``, whose module raises at import, and ``good-plugin``.
 
 import pytest
 
+pytestmark = pytest.mark.backend_independent
+
 LOSS_MODULE = """
 import keras
 

@@ -9,6 +9,8 @@ family.
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.backend_independent
+
 LOSS_MODULE = """
 import keras
 

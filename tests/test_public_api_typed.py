@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.backend_independent
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENTRY_POINTS = sorted(
     (

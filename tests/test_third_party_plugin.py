@@ -14,6 +14,8 @@ import pytest
 
 from dl_techniques.losses.core import registry
 
+pytestmark = pytest.mark.backend_independent
+
 TEMPLATE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tools" / "plugin_template"
 
 SAVE_AND_LIST = """

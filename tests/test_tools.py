@@ -11,6 +11,8 @@ import zipfile
 
 import pytest
 
+pytestmark = pytest.mark.backend_independent
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10

@@ -19,6 +19,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+pytestmark = pytest.mark.backend_independent
+
 FORECASTING_NAMES = ("HuberLoss", "MASELoss", "SMAPELoss", "MQLoss")
 
 CHECK_INSTALLED = """

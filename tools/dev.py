@@ -5,7 +5,7 @@ Needs only Python >= 3.10 with pip and venv:
     python3 tools/dev.py demo    # .venv with every family and JAX, then `dl-losses demo`
     python3 tools/dev.py test    # .venv with every family and all three backends, then
                                  # the consistency check, the generated-file drift check,
-                                 # ruff, mypy and the suite once per backend
+                                 # ruff, mypy and the suite once per backend (in shards)
 
 The environment lives in ``.venv`` at the repository root and is reused when
 it exists; every package is installed editable, so changes need no reinstall.
@@ -64,7 +64,7 @@ def setup(backends, for_tests):
     """Creates ``.venv`` if needed and installs the packages and tools into it."""
     if not _python().exists():
         _run([sys.executable, "-m", "venv", VENV])
-    pip = [_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = [_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
     # torch first and alone, so nothing else can pull in a different build.
     if "torch" in backends:
         _run([*pip, *BACKEND_REQUIREMENTS["torch"]])
@@ -110,6 +110,17 @@ def _pytest_counts(output):
     return counts
 
 
+# The suite checks values, not run time: XLA (jax, and TensorFlow's jit_compile)
+# compiles without LLVM's expensive optimisation passes, which takes a quarter
+# off the jax suite. --thorough compiles with the defaults.
+FAST_COMPILE_XLA_FLAGS = (
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+)
+# Each suite runs as this many processes, each collecting every n-th test file
+# (the root conftest's --shard), so that two cores stay busy to the end.
+DEFAULT_SHARDS = 2
+
+
 def test(arguments):
     backends = arguments.backend or list(BACKENDS)
     if not arguments.no_setup:
@@ -120,23 +131,32 @@ def test(arguments):
     _run([_python(), "-m", "ruff", "check", "."], cwd=ROOT)
     _run([_python(), "-m", "ruff", "format", "--check", "."], cwd=ROOT)
     _run([_python(), ROOT / "tools" / "typecheck.py"], cwd=ROOT)
-    jobs = max(1, min(arguments.jobs or os.cpu_count() or 1, len(backends)))
+    jobs = max(1, arguments.jobs or os.cpu_count() or 1)
+    shards = max(1, arguments.shards)
     print(
-        f"\n=== running the suite on {', '.join(backends)}, {jobs} backend(s) at a time", flush=True
+        f"\n=== running the suite on {', '.join(backends)} in {shards} shard(s) each, "
+        f"{jobs} process(es) at a time",
+        flush=True,
     )
     if arguments.thorough:
         os.environ["DL_LOSSES_THOROUGH"] = "1"
-    results = _run_suites(backends, arguments.pytest_args, jobs)
+    results = _run_suites(backends, shards, arguments.pytest_args, jobs, arguments.thorough)
     print("\n=== summary")
     passed = failed = skipped = 0
     failed_backends = []
     for backend in backends:
-        counts, seconds, returncode = results[backend]
-        print(f"{backend:10s} {counts} ({seconds:.0f}s)")
+        counts, seconds, returncodes = {}, 0.0, []
+        for shard in range(shards):
+            shard_counts, shard_seconds, returncode = results[backend, shard]
+            for word, number in shard_counts.items():
+                counts[word] = counts.get(word, 0) + number
+            seconds += shard_seconds
+            returncodes.append(returncode)
+        print(f"{backend:10s} {counts} ({seconds:.0f}s in {shards} process(es))")
         passed += counts.get("passed", 0)
         failed += counts.get("failed", 0) + counts.get("error", 0)
         skipped += counts.get("skipped", 0)
-        if returncode != 0 or not counts.get("passed"):
+        if any(returncodes) or not counts.get("passed"):
             failed_backends.append(backend)
     print(f"total wall time of the suites: {time.perf_counter() - started:.0f}s")
     if failed_backends and not failed:
@@ -145,53 +165,72 @@ def test(arguments):
     return 1 if failed_backends else 0
 
 
-def _run_suites(backends, pytest_args, jobs):
-    """Runs pytest once per backend, ``jobs`` processes at a time.
+def _suite_environment(backend, work_dir, thorough):
+    environment = dict(os.environ, KERAS_BACKEND=backend)
+    if not thorough:
+        flags = [FAST_COMPILE_XLA_FLAGS, environment.get("XLA_FLAGS", "")]
+        environment["XLA_FLAGS"] = " ".join(flag for flag in flags if flag)
+    if backend == "jax":
+        # A compilation cache of this run only, shared with the subprocesses a
+        # test starts (a fresh-process reload compiles what its parent did).
+        environment["JAX_COMPILATION_CACHE_DIR"] = str(work_dir / "jax-cache")
+        environment["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    return environment
+
+
+def _run_suites(backends, shards, pytest_args, jobs, thorough):
+    """Runs pytest ``shards`` times per backend, ``jobs`` processes at a time.
 
     Each process writes to its own log, printed whole when it ends, so the
-    outputs of concurrent backends do not interleave.
+    outputs of concurrent processes do not interleave.
     """
     command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
     # The slowest suite first, so that it never runs alone at the end.
-    pending = sorted(backends, key=("jax", "tensorflow", "torch").index)
+    pending = [
+        (backend, shard)
+        for backend in sorted(backends, key=("jax", "tensorflow", "torch").index)
+        for shard in range(shards)
+    ]
     running = {}
     results = {}
     logs = {}
-    with tempfile.TemporaryDirectory(prefix="dl-losses-suites-") as log_dir:
+    with tempfile.TemporaryDirectory(prefix="dl-losses-suites-") as temporary:
+        log_dir = pathlib.Path(temporary)
         while pending or running:
             while pending and len(running) < jobs:
-                backend = pending.pop(0)
-                logs[backend] = open(pathlib.Path(log_dir) / f"{backend}.log", "w+")
-                environment = dict(os.environ, KERAS_BACKEND=backend)
-                print(f"=== KERAS_BACKEND={backend} started: {' '.join(command)}", flush=True)
+                key = pending.pop(0)
+                backend, shard = key
+                label = f"KERAS_BACKEND={backend} --shard {shard}/{shards}"
+                work_dir = log_dir / f"{backend}-{shard}"
+                work_dir.mkdir()
+                logs[key] = open(work_dir / "pytest.log", "w+")
+                shard_command = [*command, "--shard", f"{shard}/{shards}"]
+                print(f"=== {label} started: {' '.join(shard_command)}", flush=True)
                 process = subprocess.Popen(
-                    command,
+                    shard_command,
                     cwd=ROOT,
-                    env=environment,
-                    stdout=logs[backend],
+                    env=_suite_environment(backend, work_dir, thorough),
+                    stdout=logs[key],
                     stderr=subprocess.STDOUT,
                     text=True,
                 )
-                running[backend] = (process, time.perf_counter())
+                running[key] = (process, time.perf_counter(), label)
             time.sleep(0.5)
-            for backend, (process, begun) in list(running.items()):
+            for key, (process, begun, label) in list(running.items()):
                 if process.poll() is None:
                     continue
-                del running[backend]
-                log = logs.pop(backend)
+                del running[key]
+                log = logs.pop(key)
                 log.seek(0)
                 output = log.read()
                 log.close()
+                seconds = time.perf_counter() - begun
                 print(
-                    f"\n=== KERAS_BACKEND={backend} finished with exit status {process.returncode}"
+                    f"\n=== {label} finished with exit status {process.returncode} ({seconds:.0f}s)"
                 )
                 sys.stdout.write(output)
                 sys.stdout.flush()
-                results[backend] = (
-                    _pytest_counts(output),
-                    time.perf_counter() - begun,
-                    process.returncode,
-                )
+                results[key] = (_pytest_counts(output), seconds, process.returncode)
     return results
 
 
@@ -207,12 +246,19 @@ def main():
     test_parser.add_argument("--backend", action="append", choices=BACKENDS)
     test_parser.add_argument("--no-setup", action="store_true", help="reuse .venv as it is")
     test_parser.add_argument(
-        "--jobs", type=int, help="backends tested at the same time (default: the CPU count)"
+        "--jobs", type=int, help="test processes run at the same time (default: the CPU count)"
+    )
+    test_parser.add_argument(
+        "--shards",
+        type=int,
+        default=DEFAULT_SHARDS,
+        help=f"processes each backend's suite is split into (default: {DEFAULT_SHARDS})",
     )
     test_parser.add_argument(
         "--thorough",
         action="store_true",
-        help="every hypothesis example on every backend (DL_LOSSES_THOROUGH=1), for nightly runs",
+        help="every hypothesis example on every backend (DL_LOSSES_THOROUGH=1) and XLA's "
+        "default optimisation, for nightly runs",
     )
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)

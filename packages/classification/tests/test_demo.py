@@ -29,8 +29,17 @@ def test_expected_calibration_error_weights_bins_by_their_share():
     assert curve == [(0.05, 0.0), (0.55, 1.0), (0.95, 0.5)]
 
 
+TINY_SETTINGS = demo.DemoSettings(
+    imbalanced_samples=1200,
+    imbalanced_epochs=3,
+    calibration_train_samples=256,
+    calibration_test_samples=1000,
+    calibration_epochs=3,
+)
+
+
 def test_demo_reports_f1_recall_calibration_and_writes_the_diagram(tmp_path):
-    rows = demo.run_demo(tmp_path, Progress(total=1))
+    rows = demo.run_demo(tmp_path, Progress(total=1), TINY_SETTINGS)
 
     metrics = {(row.demo.split(": ", 1)[1], row.metric): row.value for row in rows}
     for loss in ("binary cross-entropy", "F1Loss", "FBetaLoss(beta=2)"):

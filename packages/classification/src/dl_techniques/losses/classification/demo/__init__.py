@@ -10,6 +10,8 @@ Two experiments on generated data:
    calibration error and Brier score, and a reliability diagram.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -19,8 +21,37 @@ _FEATURES = 8
 _BINS = 10
 
 
-def run_demo(output_dir, progress):
-    """Runs both experiments and returns their rows for the summary table."""
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """How much data and training each experiment gets.
+
+    Attributes:
+        imbalanced_samples: Generated samples of the imbalanced experiment
+            (two thirds train, one third held out).
+        imbalanced_epochs: Training epochs per loss there.
+        calibration_train_samples: Training samples of the calibration
+            experiment.
+        calibration_test_samples: Its held-out samples.
+        calibration_epochs: Training epochs per loss there.
+    """
+
+    imbalanced_samples: int = 6000
+    imbalanced_epochs: int = 30
+    calibration_train_samples: int = 1000
+    calibration_test_samples: int = 6000
+    calibration_epochs: int = 50
+
+
+def run_demo(output_dir, progress, settings=None):
+    """Runs both experiments and returns their rows for the summary table.
+
+    Args:
+        output_dir: Folder for the reliability diagram.
+        progress: The ``Progress`` display of ``dl-losses demo``.
+        settings: A ``DemoSettings``; the defaults when None. Tests pass
+            a tiny one.
+    """
+    settings = settings or DemoSettings()
     from dl_techniques.losses.classification.combined_calibration_loss import (
         CombinedCalibrationLoss,
     )
@@ -28,7 +59,7 @@ def run_demo(output_dir, progress):
     from dl_techniques.losses.classification.fbeta_loss import FBetaLoss
 
     rows = []
-    train, test = _imbalanced_data(np.random.default_rng(0))
+    train, test = _imbalanced_data(np.random.default_rng(0), count=settings.imbalanced_samples)
     progress.step(
         f"imbalanced set: {int(train[1].sum())} positives of {len(train[1])} training samples"
     )
@@ -41,7 +72,9 @@ def run_demo(output_dir, progress):
         keras.utils.set_random_seed(1)
         model = _classifier(hidden=32)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
-        model.fit(*train, batch_size=512, epochs=30, verbose=0, shuffle=True)
+        model.fit(
+            *train, batch_size=512, epochs=settings.imbalanced_epochs, verbose=0, shuffle=True
+        )
         predicted = _predict(model, test[0]) >= 0.5
         f1, recall = _f1_and_recall(test[1], predicted)
         rows.append(
@@ -58,7 +91,11 @@ def run_demo(output_dir, progress):
             )
         )
 
-    train, test = _noisy_calibration_data(np.random.default_rng(1))
+    train, test = _noisy_calibration_data(
+        np.random.default_rng(1),
+        train_count=settings.calibration_train_samples,
+        test_count=settings.calibration_test_samples,
+    )
     curves = {}
     for label, loss in (
         ("binary cross-entropy", keras.losses.BinaryCrossentropy()),
@@ -68,7 +105,9 @@ def run_demo(output_dir, progress):
         keras.utils.set_random_seed(2)
         model = _classifier(hidden=64)
         model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)
-        model.fit(*train, batch_size=128, epochs=50, verbose=0, shuffle=True)
+        model.fit(
+            *train, batch_size=128, epochs=settings.calibration_epochs, verbose=0, shuffle=True
+        )
         probabilities = _predict(model, test[0])
         ece, curve = _expected_calibration_error(test[1], probabilities)
         brier = float(np.mean((test[1] - probabilities) ** 2))
