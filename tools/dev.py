@@ -3,9 +3,10 @@
 Needs only Python >= 3.10 with pip and venv:
 
     python3 tools/dev.py demo    # .venv with every family and JAX, then `dl-losses demo`
+    python3 tools/dev.py checks  # only the consistency, drift, ruff and mypy checks
     python3 tools/dev.py test    # .venv with every family and all three backends, then
                                  # the consistency check, the generated-file drift check,
-                                 # ruff, mypy and the suite once per backend (in shards)
+                                 # ruff and mypy beside the suite once per backend (in shards)
 
 The environment lives in ``.venv`` at the repository root and is reused when
 it exists; every package is installed editable, so changes need no reinstall.
@@ -121,36 +122,61 @@ FAST_COMPILE_XLA_FLAGS = (
 DEFAULT_SHARDS = 2
 
 
+CHECKS = (
+    ("tools/check_consistency.py",),
+    ("tools/generate.py", "--check"),
+    ("-m", "ruff", "check", "."),
+    ("-m", "ruff", "format", "--check", "."),
+    ("tools/typecheck.py",),
+)
+
+
+def checks(arguments):
+    """Runs the consistency check, the drift check, ruff and mypy; stops at the first failure."""
+    for check in CHECKS:
+        if subprocess.run([str(_python()), *check], cwd=ROOT).returncode:
+            print(f"failed: {' '.join(check)}", flush=True)
+            return 1
+    return 0
+
+
 def test(arguments):
     backends = arguments.backend or list(BACKENDS)
     if not arguments.no_setup:
         setup(backends, for_tests=True)
     started = time.perf_counter()
-    _run([_python(), ROOT / "tools" / "check_consistency.py"], cwd=ROOT)
-    _run([_python(), ROOT / "tools" / "generate.py", "--check"], cwd=ROOT)
-    _run([_python(), "-m", "ruff", "check", "."], cwd=ROOT)
-    _run([_python(), "-m", "ruff", "format", "--check", "."], cwd=ROOT)
-    _run([_python(), ROOT / "tools" / "typecheck.py"], cwd=ROOT)
-    jobs = max(1, arguments.jobs or os.cpu_count() or 1)
+    workers = max(1, arguments.jobs or os.cpu_count() or 1)
     shards = max(1, arguments.shards)
-    print(
-        f"\n=== running the suite on {', '.join(backends)} in {shards} shard(s) each, "
-        f"{jobs} process(es) at a time",
-        flush=True,
-    )
     if arguments.thorough:
         os.environ["DL_LOSSES_THOROUGH"] = "1"
-    results = _run_suites(backends, shards, arguments.pytest_args, jobs, arguments.thorough)
+    pytest_command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider"]
+    # The checks first, beside the first shard: mypy and the others use one core.
+    jobs = [("checks", None, [str(_python()), str(ROOT / "tools" / "dev.py"), "checks"])]
+    # The slowest suite first, so that it never runs alone at the end.
+    for backend in sorted(backends, key=("jax", "tensorflow", "torch").index):
+        for shard in range(shards):
+            command = [*pytest_command, *arguments.pytest_args, "--shard", f"{shard}/{shards}"]
+            jobs.append((f"KERAS_BACKEND={backend} --shard {shard}/{shards}", backend, command))
+    print(
+        f"\n=== the checks, then the suite on {', '.join(backends)} in {shards} shard(s) "
+        f"each, {workers} process(es) at a time",
+        flush=True,
+    )
+    results = _run_jobs(jobs, workers, arguments.thorough)
     print("\n=== summary")
+    checks_passed = results["checks"][2] == 0
+    print(f"{'checks':10s} {'passed' if checks_passed else 'FAILED'} ({results['checks'][1]:.0f}s)")
     passed = failed = skipped = 0
     failed_backends = []
     for backend in backends:
         counts, seconds, returncodes = {}, 0.0, []
-        for shard in range(shards):
-            shard_counts, shard_seconds, returncode = results[backend, shard]
-            for word, number in shard_counts.items():
+        for label, job_backend, _ in jobs:
+            if job_backend != backend:
+                continue
+            job_counts, job_seconds, returncode = results[label]
+            for word, number in job_counts.items():
                 counts[word] = counts.get(word, 0) + number
-            seconds += shard_seconds
+            seconds += job_seconds
             returncodes.append(returncode)
         print(f"{backend:10s} {counts} ({seconds:.0f}s in {shards} process(es))")
         passed += counts.get("passed", 0)
@@ -158,69 +184,61 @@ def test(arguments):
         skipped += counts.get("skipped", 0)
         if any(returncodes) or not counts.get("passed"):
             failed_backends.append(backend)
-    print(f"total wall time of the suites: {time.perf_counter() - started:.0f}s")
+    print(f"wall time of the checks and suites: {time.perf_counter() - started:.0f}s")
     if failed_backends and not failed:
         failed = len(failed_backends)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed_backends else 0
+    return 1 if failed_backends or not checks_passed else 0
 
 
-def _suite_environment(backend, work_dir, thorough):
+def _job_environment(backend, work_dir, thorough):
+    if backend is None:
+        return dict(os.environ)
     environment = dict(os.environ, KERAS_BACKEND=backend)
     if not thorough:
         flags = [FAST_COMPILE_XLA_FLAGS, environment.get("XLA_FLAGS", "")]
         environment["XLA_FLAGS"] = " ".join(flag for flag in flags if flag)
     if backend == "jax":
-        # A compilation cache of this run only, shared with the subprocesses a
-        # test starts (a fresh-process reload compiles what its parent did).
+        # A compilation cache of this process only, shared with the subprocesses
+        # its tests start (a fresh-process reload compiles what its parent did).
         environment["JAX_COMPILATION_CACHE_DIR"] = str(work_dir / "jax-cache")
         environment["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     return environment
 
 
-def _run_suites(backends, shards, pytest_args, jobs, thorough):
-    """Runs pytest ``shards`` times per backend, ``jobs`` processes at a time.
+def _run_jobs(jobs, workers, thorough):
+    """Runs ``(label, backend, command)`` jobs in order, ``workers`` at a time.
 
     Each process writes to its own log, printed whole when it ends, so the
-    outputs of concurrent processes do not interleave.
+    outputs of concurrent processes do not interleave. Returns ``{label:
+    (pytest counts, seconds, exit status)}``.
     """
-    command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
-    # The slowest suite first, so that it never runs alone at the end.
-    pending = [
-        (backend, shard)
-        for backend in sorted(backends, key=("jax", "tensorflow", "torch").index)
-        for shard in range(shards)
-    ]
+    pending = list(jobs)
     running = {}
     results = {}
-    logs = {}
     with tempfile.TemporaryDirectory(prefix="dl-losses-suites-") as temporary:
-        log_dir = pathlib.Path(temporary)
+        temporary_dir = pathlib.Path(temporary)
         while pending or running:
-            while pending and len(running) < jobs:
-                key = pending.pop(0)
-                backend, shard = key
-                label = f"KERAS_BACKEND={backend} --shard {shard}/{shards}"
-                work_dir = log_dir / f"{backend}-{shard}"
+            while pending and len(running) < workers:
+                label, backend, command = pending.pop(0)
+                work_dir = temporary_dir / f"job{len(jobs) - len(pending)}"
                 work_dir.mkdir()
-                logs[key] = open(work_dir / "pytest.log", "w+")
-                shard_command = [*command, "--shard", f"{shard}/{shards}"]
-                print(f"=== {label} started: {' '.join(shard_command)}", flush=True)
+                log = open(work_dir / "output.log", "w+")
+                print(f"=== {label} started: {' '.join(command)}", flush=True)
                 process = subprocess.Popen(
-                    shard_command,
+                    command,
                     cwd=ROOT,
-                    env=_suite_environment(backend, work_dir, thorough),
-                    stdout=logs[key],
+                    env=_job_environment(backend, work_dir, thorough),
+                    stdout=log,
                     stderr=subprocess.STDOUT,
                     text=True,
                 )
-                running[key] = (process, time.perf_counter(), label)
+                running[label] = (process, time.perf_counter(), log)
             time.sleep(0.5)
-            for key, (process, begun, label) in list(running.items()):
+            for label, (process, begun, log) in list(running.items()):
                 if process.poll() is None:
                     continue
-                del running[key]
-                log = logs.pop(key)
+                del running[label]
                 log.seek(0)
                 output = log.read()
                 log.close()
@@ -230,7 +248,7 @@ def _run_suites(backends, shards, pytest_args, jobs, thorough):
                 )
                 sys.stdout.write(output)
                 sys.stdout.flush()
-                results[key] = (_pytest_counts(output), seconds, process.returncode)
+                results[label] = (_pytest_counts(output), seconds, process.returncode)
     return results
 
 
@@ -262,6 +280,10 @@ def main():
     )
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)
+    checks_parser = commands.add_parser(
+        "checks", help="the consistency and drift checks, ruff and mypy, in .venv as it is"
+    )
+    checks_parser.set_defaults(run=checks)
     arguments = parser.parse_args()
     sys.exit(arguments.run(arguments))
 

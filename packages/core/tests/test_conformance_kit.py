@@ -512,3 +512,29 @@ def test_the_kit_does_not_import_pytest():
                 imported.add(node.module.split(".")[0])
     assert "keras" in imported
     assert "pytest" not in imported
+
+
+def test_compiled_fit_and_saving_run_on_the_first_case_of_each_loss_class_only():
+    first = scaled_absolute_case(case_id="scale_2.5")
+    second = scaled_absolute_case(init_kwargs={"scale": 0.5}, case_id="scale_0.5")
+    other = LossCase(acme.AcmeWeightedBatchLoss, {}, TARGETS, PREDICTIONS, sample_weight="batch")
+
+    # An instance stand-in, so that no subclass joins the batched reload.
+    suite = types.SimpleNamespace(cases=[first, second, other])
+    generated = {}
+
+    class Metafunc:
+        fixturenames = ("case",)
+
+        def __init__(self, name):
+            self.function = types.SimpleNamespace(__name__=name)
+
+        def parametrize(self, argument, values, ids):
+            generated[self.function.__name__] = ids
+
+    for name in ("test_jit_fit_step", "test_saved_model", "test_config_roundtrip"):
+        LossConformanceTests.pytest_generate_tests(suite, Metafunc(name))
+
+    assert generated["test_jit_fit_step"] == ["scale_2.5", "AcmeWeightedBatchLoss"]
+    assert generated["test_saved_model"] == ["scale_2.5", "AcmeWeightedBatchLoss"]
+    assert generated["test_config_roundtrip"] == ["scale_2.5", "scale_0.5", "AcmeWeightedBatchLoss"]

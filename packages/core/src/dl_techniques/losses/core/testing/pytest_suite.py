@@ -13,6 +13,10 @@ from dl_techniques.losses.core.testing import checks, fresh_process
 # every collected conformance class, since each new interpreter pays for
 # importing Keras and its backend again.
 _RELOAD_OUTCOMES: dict[int, tuple[bool, str]] = {}
+# A compiled fit and a .keras round trip exercise a loss class's training and
+# saving path, which its constructor arguments do not change: they run on the
+# first case of each loss class, like the fresh-process reload.
+_ONCE_PER_LOSS_CLASS = ("test_jit_fit_step", "test_saved_model")
 
 
 class LossConformanceTests:
@@ -37,9 +41,11 @@ class LossConformanceTests:
     ```
 
     Each test method named after a check runs once per case (the test id is
-    the case id); ``test_fresh_process_reload`` runs once per class, and the
-    first class to run it reloads the cases of every collected subclass in a
-    single subprocess.
+    the case id), except the compiled fit and the saved-model round trip,
+    which run on the first case of each loss class; ``test_fresh_process_reload``
+    runs once per test class, and the first test class to run it reloads the
+    first case of each loss class of every collected subclass in a single
+    subprocess.
     """
 
     cases = ()
@@ -52,7 +58,10 @@ class LossConformanceTests:
                 f"{type(self).__name__}: set the class attribute `cases` to a "
                 "non-empty list of LossCase."
             )
-        metafunc.parametrize("case", list(self.cases), ids=[case.case_id for case in self.cases])
+        cases = list(self.cases)
+        if metafunc.function.__name__ in _ONCE_PER_LOSS_CLASS:
+            cases = first_case_per_loss_class(cases)
+        metafunc.parametrize("case", cases, ids=[case.case_id for case in cases])
 
     def test_config_roundtrip(self, case):
         checks.check_config_roundtrip(case)
@@ -79,7 +88,7 @@ class LossConformanceTests:
         checks.check_invalid_hyperparameters(case)
 
     def test_fresh_process_reload(self, tmp_path_factory):
-        cases: list[Any] = list(self.cases)
+        cases: list[Any] = first_case_per_loss_class(self.cases)
         if any(id(case) not in _RELOAD_OUTCOMES for case in cases):
             pending = [case for case in _collected_cases() if id(case) not in _RELOAD_OUTCOMES]
             pending += [case for case in cases if id(case) not in _RELOAD_OUTCOMES]
@@ -101,6 +110,14 @@ class LossConformanceTests:
             )
 
 
+def first_case_per_loss_class(cases):
+    """The first of ``cases`` for each distinct ``loss_class``, in order."""
+    first: dict[type, Any] = {}
+    for case in cases:
+        first.setdefault(case.loss_class, case)
+    return list(first.values())
+
+
 def _reload(cases, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("fresh_process_reload")
     outcomes = fresh_process.fresh_process_outcomes(cases, work_dir)
@@ -114,5 +131,5 @@ def _collected_cases():
     while pending:
         subclass = pending.pop()
         pending += subclass.__subclasses__()
-        found += list(getattr(subclass, "cases", ()))
+        found += first_case_per_loss_class(getattr(subclass, "cases", ()))
     return found
