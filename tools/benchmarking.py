@@ -5,7 +5,9 @@ Each timed call is one forward pass plus the gradient with respect to
 (``jax.jit``; ``tf.function(jit_compile=True)``; eager torch, what Keras runs
 unless ``model.compile(jit_compile=True)`` is asked for, or ``torch.compile``),
 and the functions are called in a fresh shuffled order each round so machine
-load hits them alike.
+load hits them alike. A ``TorchReference`` is timed in eager torch whatever the
+Keras backend, on the same data, so a case can put the native torch formula
+(``torch.nn.functional``) beside the library on every backend.
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,31 @@ class Case:
     quick: dict = dataclasses.field(default_factory=dict)
     repetitions: int = 30
     warmup: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchReference:
+    """A native torch loss ``fn(y_true, y_pred) -> scalar``, timed in eager torch.
+
+    Its inputs are the case's inputs as torch CPU tensors, converted once
+    before timing; the gradient is taken with respect to ``y_pred``.
+    """
+
+    fn: Callable
+
+
+def torch_available():
+    """Whether torch imports here, for the reference rows of a case."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_reference_note():
+    """The line a case prints when it leaves out its torch reference rows."""
+    return "torch is not installed here: no native torch reference rows"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +117,40 @@ def compiled_value_and_gradient(loss_fn, torch_compile):
     raise SystemExit(f"unsupported backend {backend!r}")
 
 
+def torch_reference_step(reference, y_true, y_pred):
+    """Returns ``step(y_pred, y_true)`` for a ``TorchReference`` and its inputs as torch tensors."""
+    import torch
+
+    def to_torch(leaf):
+        return torch.from_numpy(np.array(keras.ops.convert_to_numpy(leaf)))
+
+    def step(y_pred, y_true):
+        y_pred = y_pred.detach().requires_grad_(True)
+        value = reference.fn(y_true, y_pred)
+        (gradient,) = torch.autograd.grad(value, y_pred)
+        return value, gradient
+
+    return step, keras.tree.map_structure(to_torch, y_true), to_torch(y_pred)
+
+
 def finish(outputs):
-    """Waits for asynchronous backends (jax dispatch) to finish the call."""
+    """Waits for asynchronous backends (jax dispatch) to finish the call.
+
+    Eager torch on the CPU has finished when it returns.
+    """
     for output in outputs:
-        keras.ops.convert_to_numpy(output)
+        if not type(output).__module__.startswith("torch"):
+            keras.ops.convert_to_numpy(output)
 
 
 def time_pairs(pairs, repetitions, warmup, torch_compile):
     """Returns ``{label: median seconds}``, the functions called in turn."""
     steps = {}
     for label, fn, y_true, y_pred in pairs:
-        steps[label] = (compiled_value_and_gradient(fn, torch_compile), y_true, y_pred)
+        if isinstance(fn, TorchReference):
+            steps[label] = torch_reference_step(fn, y_true, y_pred)
+        else:
+            steps[label] = (compiled_value_and_gradient(fn, torch_compile), y_true, y_pred)
     for step, y_true, y_pred in steps.values():
         for _ in range(warmup):
             finish(step(y_pred, y_true))

@@ -12,11 +12,21 @@ The inline baselines return one value per sample and are wrapped in a minimal
 so both sides go through the same Keras reduction. The baselines skip the
 safety of the library losses (shape checks, the safe denominators that keep 0/0
 finite), so the ratio is what that safety costs. Target: ratio <= 1.1.
+
+Where torch is installed, a second table times each loss against the native
+torch formula in eager torch on the same data (``F.huber_loss``; the pinball
+loss, MASE and sMAPE written with ``torch`` ops), on every Keras backend.
 """
 
 import keras
 import numpy as np
-from benchmarking import Case, print_pair_table
+from benchmarking import (
+    Case,
+    TorchReference,
+    print_pair_table,
+    torch_available,
+    torch_reference_note,
+)
 
 from dl_techniques.losses.forecasting import HuberLoss, MASELoss, MQLoss, SMAPELoss
 
@@ -59,6 +69,33 @@ class FunctionLoss(keras.losses.Loss):
         return self.fn(y_true, y_pred)
 
 
+def torch_references(seasonality):
+    """``{loss name: (reference label, TorchReference)}``: the formulas in eager torch."""
+    import torch
+    import torch.nn.functional as functional
+
+    def pinball(y_true, y_pred):
+        quantiles = torch.tensor(QUANTILES, dtype=y_pred.dtype)
+        error = y_true.unsqueeze(-1) - y_pred
+        return torch.maximum(quantiles * error, (quantiles - 1.0) * error).mean()
+
+    def mase(history_and_target, y_pred):
+        horizon = y_pred.shape[1]
+        history, target = history_and_target[:, :-horizon], history_and_target[:, -horizon:]
+        scale = (history[:, seasonality:] - history[:, :-seasonality]).abs().mean(dim=1)
+        return ((target - y_pred).abs().mean(dim=1) / scale).mean()
+
+    def smape(y_true, y_pred):
+        return (2.0 * (y_true - y_pred).abs() / (y_true.abs() + y_pred.abs())).mean()
+
+    return {
+        "HuberLoss": ("F.huber_loss", TorchReference(lambda t, p: functional.huber_loss(p, t))),
+        "MQLoss": ("torch pinball", TorchReference(pinball)),
+        "MASELoss": ("torch MASE", TorchReference(mase)),
+        "SMAPELoss": ("torch sMAPE", TorchReference(smape)),
+    }
+
+
 def run_forecasting(params, timing):
     batch, horizon, history = params["batch"], params["horizon"], params["history"]
     seasonality = params["seasonality"]
@@ -92,10 +129,14 @@ def run_forecasting(params, timing):
         ),
         ("SMAPELoss", SMAPELoss(), "inline sMAPE", FunctionLoss(inline_smape), target, forecast),
     ]
+    references = torch_references(seasonality) if torch_available() else {}
     timed = []
     for name, loss, baseline_name, baseline, y_true, y_pred in comparisons:
         timed.append((name, loss, y_true, y_pred))
         timed.append((baseline_name, baseline, y_true, y_pred))
+        if name in references:
+            reference_name, reference = references[name]
+            timed.append((reference_name, reference, y_true, y_pred))
     medians = timing.medians(timed)
     timing.print_header(
         f"batch {batch}, horizon {horizon}, {len(QUANTILES)} quantiles, history {history}; "
@@ -103,6 +144,13 @@ def run_forecasting(params, timing):
     )
     pairs = [(name, baseline_name) for name, _, baseline_name, *_ in comparisons]
     print_pair_table(pairs, medians, "us", 1.1)
+    print()
+    if references:
+        print("against the native torch formula, eager torch, same data:")
+        pairs = [(name, references[name][0]) for name, *_ in comparisons]
+        print_pair_table(pairs, medians, "us")
+    else:
+        print(torch_reference_note())
 
 
 CASES = [

@@ -7,8 +7,9 @@ ids. The ids are all valid, since Keras' loss cannot take an ignore id such as
 Rows: ``NanoVLMLoss(shift=False)`` scores the same tokens Keras scores, so its
 ratio measures the loss's own overhead (masking, token mean); ``NanoVLMLoss()``
 is the default next-token form; ``label_smoothing=0.1`` adds one more gather and
-mean per token. Target: ratio <= 1.2. On eager torch ``NanoVLMLoss`` also
-checks the id range (one host round trip per call), which the jit backends skip.
+mean per token. Target: ratio <= 1.2. Where torch is installed, the native
+``F.cross_entropy(ignore_index=-100)`` (and with ``label_smoothing=0.1``) in
+eager torch on the same data is a reference row too, on every Keras backend.
 
 ``wgan-gp``: one critic step, the critic loss on a real and a fake batch and its
 gradient with respect to the critic's weights (the optimizer update, the same in
@@ -22,7 +23,13 @@ backward pass (double backprop); measured ratios were 1.6 (jax, tensorflow) and
 
 import keras
 import numpy as np
-from benchmarking import Case, print_ratio_table
+from benchmarking import (
+    Case,
+    TorchReference,
+    print_ratio_table,
+    torch_available,
+    torch_reference_note,
+)
 
 from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
 from dl_techniques.losses.generative.nano_vlm_loss import NanoVLMLoss
@@ -44,9 +51,34 @@ def run_language_model(params, timing):
         ("NanoVLMLoss(smoothing=0.1)", NanoVLMLoss(label_smoothing=0.1)),
         (LM_BASELINE, keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
     ]
+    if torch_available():
+        losses += torch_cross_entropy_references()
     medians = timing.medians([(label, loss, labels, logits) for label, loss in losses])
     timing.print_header(f"logits {(*shape, params['vocab'])}; forward + gradient w.r.t. logits")
     print_ratio_table("loss", [label for label, _ in losses], medians, LM_BASELINE, "ms", 1.2)
+    if not torch_available():
+        print(torch_reference_note())
+
+
+def torch_cross_entropy_references():
+    """``F.cross_entropy`` over every token, as rows ``(label, TorchReference)``."""
+    import torch.nn.functional as functional
+
+    def cross_entropy(smoothing):
+        def loss(labels, logits):
+            return functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                labels.reshape(-1).long(),
+                ignore_index=-100,
+                label_smoothing=smoothing,
+            )
+
+        return TorchReference(loss)
+
+    return [
+        ("F.cross_entropy(ignore_index=-100)", cross_entropy(0.0)),
+        ("F.cross_entropy(smoothing=0.1)", cross_entropy(0.1)),
+    ]
 
 
 def critic_fn(features, hidden):

@@ -8,6 +8,11 @@ is the symmetric sparse categorical cross-entropy with labels ``arange(B)``,
 the SigLIP baseline ``binary_crossentropy(2 I - 1 > 0, t * S + b)`` summed over
 all pairs and divided by B.
 
+Where torch is installed, open_clip's formulas transcribed in eager torch
+(``F.normalize``, ``F.cross_entropy`` both ways; ``-F.logsigmoid(sign * logits)``
+summed over pairs and divided by B) are timed on the same data as reference
+rows, on every Keras backend.
+
 ``siglip-memory`` (jax only): the forward + gradient of SigLIP is compiled with
 ``jax.jit(...).lower(...).compile()`` and ``memory_analysis()`` reports the
 compiled program's temporary buffer bytes (``temp_size_in_bytes``: everything
@@ -17,7 +22,13 @@ XLA allocates besides the arguments and outputs), without chunks and with
 
 import keras
 import numpy as np
-from benchmarking import Case, print_pair_table
+from benchmarking import (
+    Case,
+    TorchReference,
+    print_pair_table,
+    torch_available,
+    torch_reference_note,
+)
 
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
@@ -66,6 +77,28 @@ def on_embeddings(library_loss, text):
     return loss
 
 
+def torch_contrastive_references(text):
+    """CLIP and SigLIP of the image embeddings against fixed ``text``, in torch ops."""
+    import torch
+    import torch.nn.functional as functional
+
+    text = functional.normalize(torch.from_numpy(np.array(keras.ops.convert_to_numpy(text))))
+
+    def clip(y_true, image):
+        logits = functional.normalize(image) @ text.T / TEMPERATURE
+        labels = torch.arange(logits.shape[0])
+        return 0.5 * (
+            functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)
+        )
+
+    def siglip(y_true, image):
+        logits = SIGLIP_SCALE * functional.normalize(image) @ text.T + SIGLIP_BIAS
+        signs = 2.0 * torch.eye(logits.shape[0]) - 1.0
+        return -functional.logsigmoid(signs * logits).sum() / logits.shape[0]
+
+    return [("torch CLIP", TorchReference(clip)), ("torch SigLIP", TorchReference(siglip))]
+
+
 def run_contrastive(params, timing):
     batch, dim = params["batch"], params["dim"]
     rng = np.random.default_rng(0)
@@ -81,6 +114,8 @@ def run_contrastive(params, timing):
         ("plain CE (CLIP)", plain_clip(text)),
         ("plain BCE (SigLIP)", plain_siglip(text)),
     ]
+    if torch_available():
+        functions += torch_contrastive_references(text)
     medians = timing.medians([(label, fn, ignored, image) for label, fn in functions])
     timing.print_header(
         f"embeddings ({batch}, {dim}); forward + gradient w.r.t. the image embeddings"
@@ -90,6 +125,13 @@ def run_contrastive(params, timing):
         ("SigLIPContrastiveLoss", "plain BCE (SigLIP)"),
     ]
     print_pair_table(pairs, medians)
+    print()
+    if torch_available():
+        print("against the torch transcription, eager torch, same data:")
+        pairs = [("CLIPContrastiveLoss", "torch CLIP"), ("SigLIPContrastiveLoss", "torch SigLIP")]
+        print_pair_table(pairs, medians)
+    else:
+        print(torch_reference_note())
 
 
 def siglip_temp_bytes(batch, dim, chunk_size):

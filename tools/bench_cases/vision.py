@@ -3,7 +3,9 @@
 ``segmentation``: on ``(batch, size, size, classes)`` softmax probabilities and
 one-hot targets, ``create_segmentation_loss_function("dice")`` and ``("lovasz")``
 against ``keras.losses.Dice`` (which pools every class into one Dice, so it does
-less work than the per-class mean).
+less work than the per-class mean). Where torch is installed, smp's formulas
+transcribed in eager torch (per-class soft Dice; Lovasz-softmax over present
+classes, one sort per class) are timed on the same data as reference rows.
 
 ``lovasz-growth``: Lovasz-softmax at growing sizes S: the median time, its
 ratio to the smallest size, and the ratios of ``P`` and ``P log P`` over the
@@ -27,7 +29,16 @@ import resource
 
 import keras
 import numpy as np
-from benchmarking import Case, compiled_value_and_gradient, finish, print_ratio_table
+from benchmarking import (
+    Case,
+    TorchReference,
+    compiled_value_and_gradient,
+    finish,
+    print_pair_table,
+    print_ratio_table,
+    torch_available,
+    torch_reference_note,
+)
 
 from dl_techniques.losses.vision.segmentation_loss import create_segmentation_loss_function
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
@@ -61,11 +72,55 @@ def run_segmentation(params, timing):
         ("lovasz", _factory_loss("lovasz", classes)),
         (DICE_BASELINE, keras.losses.Dice()),
     ]
+    if torch_available():
+        losses += [
+            ("torch Dice", TorchReference(torch_dice)),
+            ("torch Lovasz", TorchReference(torch_lovasz_softmax)),
+        ]
     medians = timing.medians([(label, loss, y_true, y_pred) for label, loss in losses])
     timing.print_header(
         f"input ({batch}, {size}, {size}, {classes}); forward + gradient w.r.t. y_pred"
     )
-    print_ratio_table("loss", [label for label, _ in losses], medians, DICE_BASELINE, "ms")
+    labels = [label for label, _ in losses if not label.startswith("torch")]
+    print_ratio_table("loss", labels, medians, DICE_BASELINE, "ms")
+    print()
+    if torch_available():
+        print("against smp's formulas, eager torch, same data:")
+        print_pair_table([("dice", "torch Dice"), ("lovasz", "torch Lovasz")], medians, "ms")
+    else:
+        print(torch_reference_note())
+
+
+def torch_dice(y_true, y_pred):
+    """Soft Dice per class over batch and pixels, ``1 - mean_c dice_c``, in torch ops."""
+    axes = tuple(range(y_pred.dim() - 1))
+    intersection = (y_pred * y_true).sum(dim=axes)
+    cardinality = (y_pred + y_true).sum(dim=axes)
+    return (1.0 - (2.0 * intersection + 1.0) / (cardinality + 1.0)).mean()
+
+
+def torch_lovasz_softmax(y_true, y_pred):
+    """Lovasz-softmax over the classes present, one sort per class, in torch ops."""
+    import torch
+
+    classes = y_pred.shape[-1]
+    probabilities = y_pred.reshape(-1, classes)
+    labels = y_true.reshape(-1, classes)
+    losses = []
+    for index in range(classes):
+        foreground = labels[:, index]
+        if foreground.sum() == 0:
+            continue
+        errors = (foreground - probabilities[:, index]).abs()
+        sorted_errors, order = torch.sort(errors, descending=True)
+        sorted_foreground = foreground[order]
+        total = sorted_foreground.sum()
+        intersection = total - sorted_foreground.cumsum(0)
+        union = total + (1.0 - sorted_foreground).cumsum(0)
+        jaccard = 1.0 - intersection / union
+        jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        losses.append(torch.dot(sorted_errors, jaccard))
+    return torch.stack(losses).mean()
 
 
 def run_lovasz_growth(params, timing):

@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, ops
 
 
 def as_float_pair(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
@@ -19,4 +19,4 @@ def mean_over_non_batch_axes(values: Any) -> Any:
     rank = len(values.shape)
     if rank <= 1:
         return values
-    return keras.ops.mean(values, axis=tuple(range(1, rank)))
+    return ops.mean(values, axis=tuple(range(1, rank)))

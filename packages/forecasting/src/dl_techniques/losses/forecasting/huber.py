@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core import ops, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
 
@@ -66,11 +66,7 @@ class HuberLoss(keras.losses.Loss):
         shapes.check_min_rank("HuberLoss", "y_pred", y_pred, 1, "(batch, ...)")
         shapes.check_same_shape("HuberLoss", y_true, y_pred)
 
-        abs_error = keras.ops.abs(y_pred - y_true)
-        delta = keras.ops.cast(self.delta, y_pred.dtype)
-        quadratic = 0.5 * keras.ops.square(abs_error)
-        linear = delta * (abs_error - 0.5 * delta)
-        per_element = keras.ops.where(abs_error <= delta, quadratic, linear)
+        per_element = ops.huber(y_true, y_pred, self.delta)
         return _per_sample.mean_over_non_batch_axes(per_element)
 
     def get_config(self) -> dict[str, Any]:

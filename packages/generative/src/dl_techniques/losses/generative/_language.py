@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import distributed, numerics, shapes, validation
+from dl_techniques.losses.core import distributed, numerics, ops, shapes, validation
 
 LM_LOSS_TYPES = ("stable_max", "softmax")
 
@@ -97,12 +97,7 @@ def softmax_cross_entropy(safe_labels: Any, logits: Any, label_smoothing: float 
     smoothed = (1 - s) ce + s (logsumexp(x) - mean_v x_v) = ce + s (x_y - mean_v x_v)
     ```
     """
-    per_token = keras.ops.sparse_categorical_crossentropy(safe_labels, logits, from_logits=True)
-    if label_smoothing:
-        label_logits = gather_labels(logits, safe_labels)
-        smoothing = keras.ops.cast(label_smoothing, logits.dtype)
-        per_token = per_token + smoothing * (label_logits - keras.ops.mean(logits, axis=-1))
-    return per_token
+    return ops.softmax_cross_entropy(safe_labels, logits, label_smoothing=label_smoothing)
 
 
 def stablemax_cross_entropy(safe_labels: Any, logits: Any) -> Any:

@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core import ops, shapes, validation
 from dl_techniques.losses.core.batch_loss import BatchLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative import _language
@@ -145,10 +145,10 @@ class HRMLoss(BatchLoss):
 
         correct = sequence_is_correct(logits, labels, valid, dtype)
         q_halt_loss = _language.weighted_row_mean(
-            _binary_cross_entropy(q_halt_logits, correct), weights
+            ops.sigmoid_cross_entropy(correct, q_halt_logits), weights
         )
         q_continue_loss = _language.weighted_row_mean(
-            _binary_cross_entropy(q_continue_logits, target_q_continue), weights
+            ops.sigmoid_cross_entropy(target_q_continue, q_continue_logits), weights
         )
         return lm_loss + self.q_loss_weight * (q_halt_loss + q_continue_loss)
 
@@ -196,12 +196,6 @@ def sequence_is_correct(logits: Any, labels: Any, valid: Any, dtype: str) -> Any
     wrong = keras.ops.logical_and(valid, keras.ops.not_equal(predicted, labels))
     any_wrong = keras.ops.any(wrong, axis=tuple(range(1, len(labels.shape))))
     return keras.ops.cast(keras.ops.logical_not(any_wrong), dtype)
-
-
-def _binary_cross_entropy(logits: Any, targets: Any) -> Any:
-    # softplus(z) - q z equals -q log sigmoid(z) - (1 - q) log sigmoid(-z)
-    # without computing a log of a probability that can round to 0.
-    return keras.ops.softplus(logits) - targets * logits
 
 
 def _check_keys(argument: str, structure: Any, keys: tuple[str, ...]) -> None:

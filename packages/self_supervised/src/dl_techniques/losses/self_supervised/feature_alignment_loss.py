@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 from dl_techniques.losses.core.serialization import register_serializable
 
 _NAME = "FeatureAlignmentLoss"
@@ -98,7 +98,7 @@ class FeatureAlignmentLoss(keras.losses.Loss):
         )
         if len(term.shape) == 1:
             return term
-        return keras.ops.mean(term, axis=tuple(range(1, len(term.shape))))
+        return ops.mean(term, axis=tuple(range(1, len(term.shape))))
 
     def get_config(self) -> dict[str, Any]:
         return {

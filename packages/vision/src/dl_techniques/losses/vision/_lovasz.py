@@ -21,7 +21,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, ops
 from dl_techniques.losses.vision._segmentation_inputs import BinaryInputs, MultiClassInputs
 
 
@@ -36,10 +36,7 @@ def lovasz_extension(errors: Any, labels: Any, weights: Any) -> Any:
     Returns:
         A tensor of shape ``(...)``. Only ``errors`` carries gradient.
     """
-    order = keras.ops.argsort(-errors, axis=-1)
-    sorted_errors = keras.ops.take_along_axis(errors, order, axis=-1)
-    sorted_labels = keras.ops.take_along_axis(labels, order, axis=-1)
-    sorted_weights = keras.ops.take_along_axis(weights, order, axis=-1)
+    sorted_errors, sorted_labels, sorted_weights = ops.sort_descending(errors, labels, weights)
     gradient = keras.ops.stop_gradient(jaccard_gradient(sorted_labels, sorted_weights))
     return keras.ops.sum(sorted_errors * gradient, axis=-1)
 

@@ -4,6 +4,7 @@ import collections
 
 import keras
 
+from dl_techniques.losses.core import ops
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_assigner, _yolo_boxes
 
 DetectionTerms = collections.namedtuple("DetectionTerms", ["box", "cls", "dfl"])
@@ -63,7 +64,7 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
         target_boxes = assignment.target_boxes / strides
 
     score_sum = keras.ops.maximum(keras.ops.sum(target_scores), 1.0)
-    cls = keras.ops.sum(_bce_with_logits(class_logits, target_scores)) / score_sum
+    cls = keras.ops.sum(ops.sigmoid_cross_entropy(target_scores, class_logits)) / score_sum
     weight = keras.ops.sum(target_scores, axis=-1) * foreground
     ciou = _yolo_boxes.complete_iou(pred_boxes, target_boxes)
     box = keras.ops.sum((1.0 - ciou) * weight) / score_sum
@@ -71,9 +72,3 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     dfl_per_anchor = _yolo_boxes.distribution_focal_loss(box_logits, target_distances, reg_max)
     dfl = keras.ops.sum(dfl_per_anchor * weight) / score_sum
     return DetectionTerms(box=box, cls=cls, dfl=dfl)
-
-
-def _bce_with_logits(logits, targets):
-    # softplus(x) - x z equals -z log s(x) - (1 - z) log(1 - s(x)) without
-    # overflow, and has the exact slope s(x) - z everywhere, 0 included.
-    return keras.ops.softplus(logits) - logits * targets

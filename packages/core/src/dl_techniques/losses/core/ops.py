@@ -1,0 +1,350 @@
+"""Fused primitives for the hot paths of losses, native on each backend.
+
+A chain of ``keras.ops`` runs one kernel per op in eager PyTorch (and in eager
+TensorFlow or JAX), plus one per op of its backward pass; the frameworks have
+fused kernels for a few primitives that losses use on large tensors. Each
+function here computes one such primitive with the current backend's native
+kernel where one exists, and otherwise with its ``*_reference`` twin, written
+in ``keras.ops`` (which XLA fuses under ``jax.jit`` and ``jit_compile``). Both
+paths give the same values and gradients (tested on every backend), so a loss
+calls the primitive and never imports a framework itself.
+
+Native kernels (:func:`native_backends` lists them per primitive):
+
+- ``softmax_cross_entropy``: ``torch.nn.functional.cross_entropy`` (ignore index
+  and smoothing inside the kernel); ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
+- ``sigmoid_cross_entropy``: ``torch.nn.functional.binary_cross_entropy_with_logits``;
+  ``tf.nn.sigmoid_cross_entropy_with_logits``.
+- ``huber``: ``torch.nn.functional.huber_loss``.
+- ``sort_descending``: ``torch.sort`` and one gather per carried tensor;
+  ``jax.lax.sort`` with every tensor as an operand of one sort, no gather.
+
+:func:`mean` is ``keras.ops.mean`` written as a sum times ``1/n``, whose
+backward in eager torch broadcasts a view instead of writing a full-size
+gradient.
+
+Every function works eagerly and under ``tf.function``, ``jax.jit`` and
+``torch.compile``.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+__all__ = [
+    "huber",
+    "mean",
+    "huber_reference",
+    "native_backends",
+    "sigmoid_cross_entropy",
+    "sigmoid_cross_entropy_reference",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_reference",
+    "sort_descending",
+    "sort_descending_reference",
+]
+
+
+def softmax_cross_entropy(
+    labels: Any,
+    logits: Any,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Any:
+    """Per-position softmax cross-entropy of integer labels, from logits.
+
+    With ``x`` the logits of one position, ``y`` its label and ``V`` classes:
+
+    ```
+    ce(x, y)  = logsumexp(x) - x_y
+    smoothed  = (1 - s) ce(x, y) + s (logsumexp(x) - mean_v x_v)
+    ```
+
+    the cross-entropy against the smoothed target ``(1 - s) onehot(y) + s / V``
+    (Szegedy et al., 2016, "Rethinking the Inception Architecture", the
+    smoothing of ``keras.losses`` and ``torch.nn.functional.cross_entropy``).
+    A position whose label equals ``ignore_index`` gives 0 and no gradient.
+
+    Args:
+        labels: Integer class ids, shape ``(...)``, each in ``[0, V)`` or equal
+            to ``ignore_index``.
+        logits: Float logits, shape ``(..., V)``.
+        ignore_index: A label value that marks positions to leave out, or None.
+        label_smoothing: ``s`` in ``[0, 1]``.
+
+    Returns:
+        The cross-entropy per position, shape ``(...)``, dtype of ``logits``.
+    """
+    labels, logits = keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
+    return _dispatch("softmax_cross_entropy", softmax_cross_entropy_reference)(
+        labels, logits, ignore_index, label_smoothing
+    )
+
+
+def softmax_cross_entropy_reference(
+    labels: Any,
+    logits: Any,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Any:
+    """:func:`softmax_cross_entropy` in ``keras.ops``."""
+    logits = keras.ops.convert_to_tensor(logits)
+    labels = keras.ops.cast(labels, "int32")
+    valid, safe_labels = _valid_and_safe(labels, ignore_index)
+    log_normaliser = keras.ops.logsumexp(logits, axis=-1)
+    label_logits = keras.ops.squeeze(
+        keras.ops.take_along_axis(logits, keras.ops.expand_dims(safe_labels, -1), axis=-1),
+        axis=-1,
+    )
+    values = log_normaliser - label_logits
+    if label_smoothing:
+        smoothing = keras.ops.cast(label_smoothing, logits.dtype)
+        values = values + smoothing * (label_logits - keras.ops.mean(logits, axis=-1))
+    if valid is None:
+        return values
+    return keras.ops.where(valid, values, keras.ops.zeros_like(values))
+
+
+def sigmoid_cross_entropy(labels: Any, logits: Any) -> Any:
+    """Elementwise binary cross-entropy of (soft) labels ``z`` from logits ``x``.
+
+    ```
+    bce(x, z) = -z log sigmoid(x) - (1 - z) log sigmoid(-x) = softplus(x) - x z
+    ```
+
+    finite for every finite logit.
+
+    Args:
+        labels: Targets in ``[0, 1]``, the shape of ``logits``.
+        logits: Float logits.
+
+    Returns:
+        A tensor of the shape and dtype of ``logits``.
+    """
+    labels, logits = keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
+    return _dispatch("sigmoid_cross_entropy", sigmoid_cross_entropy_reference)(labels, logits)
+
+
+def sigmoid_cross_entropy_reference(labels: Any, logits: Any) -> Any:
+    """:func:`sigmoid_cross_entropy` in ``keras.ops``."""
+    logits = keras.ops.convert_to_tensor(logits)
+    labels = keras.ops.cast(labels, logits.dtype)
+    # softplus(x) - x z: no log of a probability that rounds to 0, and the
+    # exact slope sigmoid(x) - z everywhere, x = 0 included.
+    return keras.ops.softplus(logits) - logits * labels
+
+
+def huber(y_true: Any, y_pred: Any, delta: float) -> Any:
+    """Elementwise Huber loss of the error ``e = y_pred - y_true``.
+
+    ```
+    huber(e) = 0.5 e^2                   if |e| <= delta
+               delta (|e| - 0.5 delta)   otherwise
+    ```
+
+    (Huber, 1964, "Robust Estimation of a Location Parameter"); smooth-L1 with
+    ``beta`` is ``huber(..., delta=beta) / beta``.
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions, the shape of ``y_true``.
+        delta: Positive float where the loss turns from quadratic to linear.
+
+    Returns:
+        A tensor of the shape and dtype of ``y_pred``.
+    """
+    y_true, y_pred = keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(y_pred)
+    return _dispatch("huber", huber_reference)(y_true, y_pred, delta)
+
+
+def huber_reference(y_true: Any, y_pred: Any, delta: float) -> Any:
+    """:func:`huber` in ``keras.ops``."""
+    y_pred = keras.ops.convert_to_tensor(y_pred)
+    y_true = keras.ops.cast(y_true, y_pred.dtype)
+    abs_error = keras.ops.abs(y_pred - y_true)
+    delta_tensor = keras.ops.cast(delta, y_pred.dtype)
+    quadratic = 0.5 * keras.ops.square(abs_error)
+    linear = delta_tensor * (abs_error - 0.5 * delta_tensor)
+    return keras.ops.where(abs_error <= delta_tensor, quadratic, linear)
+
+
+def sort_descending(values: Any, *carried: Any) -> tuple[Any, ...]:
+    """Sorts ``values`` along the last axis, largest first, and permutes ``carried`` alike.
+
+    Equal values keep their original order (a stable sort of ``-values``).
+    The sorted values carry the gradient of ``values``; the carried tensors
+    are permuted as data, without gradient.
+
+    Args:
+        values: Float tensor ``(..., N)``.
+        *carried: Tensors of the same shape, permuted like ``values``.
+
+    Returns:
+        ``(sorted_values, *sorted_carried)``.
+    """
+    values = keras.ops.convert_to_tensor(values)
+    carried = tuple(keras.ops.convert_to_tensor(tensor) for tensor in carried)
+    return _dispatch("sort_descending", sort_descending_reference)(values, *carried)
+
+
+def sort_descending_reference(values: Any, *carried: Any) -> tuple[Any, ...]:
+    """:func:`sort_descending` in ``keras.ops``: one argsort and one gather per tensor."""
+    values = keras.ops.convert_to_tensor(values)
+    order = keras.ops.argsort(-values, axis=-1)
+    sorted_values = keras.ops.take_along_axis(values, order, axis=-1)
+    return (
+        sorted_values,
+        *(
+            keras.ops.stop_gradient(keras.ops.take_along_axis(tensor, order, axis=-1))
+            for tensor in carried
+        ),
+    )
+
+
+def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
+    """The mean of ``values`` over ``axis``: ``sum(values, axis) * (1 / n)``.
+
+    ``n``, the number of values averaged, is read from the static shape; with
+    an unknown size on ``axis`` this is ``keras.ops.mean``. Same value as
+    ``keras.ops.mean``, but the gradient of a sum is a broadcast view of the
+    incoming gradient, where eager torch writes a full-size tensor of
+    ``1/n`` for the gradient of a mean.
+
+    Args:
+        values: A tensor.
+        axis: An axis or a tuple of axes.
+
+    Returns:
+        ``values`` reduced over ``axis``.
+    """
+    values = keras.ops.convert_to_tensor(values)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    count = 1
+    for index in axes:
+        size = values.shape[index]
+        if size is None:
+            return keras.ops.mean(values, axis=axes)
+        count *= int(size)
+    return keras.ops.sum(values, axis=axes) * (1.0 / count)
+
+
+def native_backends(primitive: str) -> tuple[str, ...]:
+    """The backends on which ``primitive`` (a function name here) runs a native kernel."""
+    if primitive not in _NATIVE_NAMES:
+        raise ValueError(
+            f"native_backends: unknown primitive {primitive!r}; "
+            f"expected one of {sorted(_NATIVE_NAMES)}."
+        )
+    return tuple(sorted(_NATIVE_NAMES[primitive]))
+
+
+def _valid_and_safe(labels, ignore_index):
+    if ignore_index is None:
+        return None, labels
+    valid = keras.ops.not_equal(labels, ignore_index)
+    return valid, keras.ops.where(valid, labels, keras.ops.zeros_like(labels))
+
+
+def _dispatch(primitive: str, reference: Callable[..., Any]) -> Callable[..., Any]:
+    backend = keras.backend.backend()
+    if backend not in _NATIVE_NAMES[primitive]:
+        return reference
+    return _NATIVE_LOADERS[backend]()[primitive]
+
+
+@functools.cache
+def _torch_natives() -> dict[str, Callable[..., Any]]:
+    import torch
+    import torch.nn.functional as functional
+
+    def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
+        labels = torch.as_tensor(labels, device=logits.device).long()
+        classes = logits.shape[-1]
+        values = functional.cross_entropy(
+            logits.reshape(-1, classes),
+            labels.reshape(-1),
+            ignore_index=-100 if ignore_index is None else int(ignore_index),
+            label_smoothing=float(label_smoothing),
+            reduction="none",
+        )
+        return values.reshape(labels.shape)
+
+    def sigmoid_cross_entropy(labels, logits):
+        labels = torch.as_tensor(labels, device=logits.device).to(logits.dtype)
+        return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+
+    def huber(y_true, y_pred, delta):
+        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
+
+    def sort_descending(values, *carried):
+        sorted_values, order = torch.sort(values, dim=-1, descending=True, stable=True)
+        return (
+            sorted_values,
+            *(torch.gather(tensor, -1, order).detach() for tensor in carried),
+        )
+
+    return {
+        "softmax_cross_entropy": softmax_cross_entropy,
+        "sigmoid_cross_entropy": sigmoid_cross_entropy,
+        "huber": huber,
+        "sort_descending": sort_descending,
+    }
+
+
+@functools.cache
+def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
+    import tensorflow as tf
+
+    def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
+        labels = tf.cast(labels, "int32")
+        valid, safe_labels = _valid_and_safe(labels, ignore_index)
+        values = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+        if label_smoothing:
+            label_logits = tf.squeeze(
+                tf.gather(logits, safe_labels[..., None], axis=-1, batch_dims=labels.shape.rank),
+                axis=-1,
+            )
+            smoothing = tf.cast(label_smoothing, logits.dtype)
+            values = values + smoothing * (label_logits - tf.reduce_mean(logits, axis=-1))
+        if valid is None:
+            return values
+        return tf.where(valid, values, tf.zeros_like(values))
+
+    def sigmoid_cross_entropy(labels, logits):
+        labels = tf.cast(labels, logits.dtype)
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    return {
+        "softmax_cross_entropy": softmax_cross_entropy,
+        "sigmoid_cross_entropy": sigmoid_cross_entropy,
+    }
+
+
+@functools.cache
+def _jax_natives() -> dict[str, Callable[..., Any]]:
+    import jax
+
+    def sort_descending(values, *carried):
+        carried = tuple(jax.lax.stop_gradient(tensor) for tensor in carried)
+        negated, *sorted_carried = jax.lax.sort(
+            (-values, *carried), dimension=values.ndim - 1, is_stable=True, num_keys=1
+        )
+        return (-negated, *sorted_carried)
+
+    return {"sort_descending": sort_descending}
+
+
+_NATIVE_LOADERS: dict[str, Callable[[], dict[str, Callable[..., Any]]]] = {
+    "torch": _torch_natives,
+    "tensorflow": _tensorflow_natives,
+    "jax": _jax_natives,
+}
+_NATIVE_NAMES: dict[str, frozenset[str]] = {
+    "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
+    "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
+    "huber": frozenset({"torch"}),
+    "sort_descending": frozenset({"jax", "torch"}),
+}

@@ -1,0 +1,234 @@
+"""core.ops: the native path and the keras.ops reference agree with numpy, value and gradient.
+
+Each primitive is checked on the current backend three ways: the dispatching
+function (native where ``native_backends`` lists the backend), its
+``*_reference`` twin, and a float64 numpy formula; gradients by the backend's
+autodiff, eager and compiled, against numpy's analytic gradient.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from dl_techniques.losses.core import ops
+from dl_techniques.losses.core.testing.numeric import (
+    as_numpy,
+    backend_gradient,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
+
+BACKEND = keras.backend.backend()
+RNG = np.random.default_rng(7)
+LOGITS = (RNG.normal(size=(3, 4, 6)) * 3.0).astype("float32")
+LABELS = RNG.integers(0, 6, size=(3, 4)).astype("int32")
+LABELS[0, 1] = LABELS[2, 3] = -100
+
+
+def numpy_softmax_cross_entropy(labels, logits, ignore_index, smoothing):
+    logits = logits.astype("float64")
+    valid = labels != ignore_index if ignore_index is not None else np.ones(labels.shape, bool)
+    safe = np.where(valid, labels, 0)
+    classes = logits.shape[-1]
+    target = (1.0 - smoothing) * np.eye(classes)[safe] + smoothing / classes
+    values = -(target * log_softmax(logits)).sum(axis=-1)
+    return np.where(valid, values, 0.0)
+
+
+def numpy_softmax_cross_entropy_gradient(labels, logits, ignore_index, smoothing):
+    valid = labels != ignore_index
+    safe = np.where(valid, labels, 0)
+    classes = logits.shape[-1]
+    target = (1.0 - smoothing) * np.eye(classes)[safe] + smoothing / classes
+    return (softmax(logits.astype("float64")) - target) * valid[..., None]
+
+
+@pytest.mark.parametrize(
+    "function", [ops.softmax_cross_entropy, ops.softmax_cross_entropy_reference]
+)
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_softmax_cross_entropy_matches_numpy_with_ignored_positions(function, smoothing):
+    values = function(LABELS, keras.ops.convert_to_tensor(LOGITS), -100, smoothing)
+
+    expected = numpy_softmax_cross_entropy(LABELS, LOGITS, -100, smoothing)
+    np.testing.assert_allclose(as_numpy(values), expected, rtol=1e-5, atol=1e-6)
+    assert as_numpy(values)[0, 1] == 0.0
+
+
+@pytest.mark.parametrize(
+    "function", [ops.softmax_cross_entropy, ops.softmax_cross_entropy_reference]
+)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_softmax_cross_entropy_gradient_is_softmax_minus_smoothed_target(function, compiled):
+    weights = RNG.normal(size=LABELS.shape).astype("float32")
+    weight_tensor = keras.ops.convert_to_tensor(weights)
+
+    gradient = backend_gradient(
+        lambda logits: keras.ops.sum(function(LABELS, logits, -100, 0.1) * weight_tensor),
+        LOGITS,
+        compiled=compiled,
+    )
+
+    expected = numpy_softmax_cross_entropy_gradient(LABELS, LOGITS, -100, 0.1) * weights[..., None]
+    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-6)
+    assert np.all(gradient[0, 1] == 0.0)
+
+
+def test_softmax_cross_entropy_without_ignore_index_scores_every_position():
+    labels = np.array([[0, 2], [1, 1]], dtype="int32")
+    logits = np.array([[[1e4, 0.0, -1e4], [0.0, 0.0, 0.0]], [[2.0, 1.0, 0.0], [0.0, 50.0, 0.0]]])
+    logits = logits.astype("float32")
+
+    values = as_numpy(ops.softmax_cross_entropy(labels, logits))
+
+    # Large logits stay finite: the label's logit is the maximum, 0 nats.
+    np.testing.assert_allclose(
+        values, numpy_softmax_cross_entropy(labels, logits, None, 0.0), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(values[0], [0.0, np.log(3.0)], rtol=1e-6, atol=1e-6)
+
+
+def numpy_sigmoid_cross_entropy(labels, logits):
+    logits = logits.astype("float64")
+    return np.logaddexp(0.0, logits) - labels * logits
+
+
+@pytest.mark.parametrize(
+    "function", [ops.sigmoid_cross_entropy, ops.sigmoid_cross_entropy_reference]
+)
+def test_sigmoid_cross_entropy_matches_numpy_and_its_gradient_is_sigmoid_minus_label(function):
+    logits = np.array([[-200.0, -3.0, 0.0], [0.5, 7.0, 300.0]], dtype="float32")
+    labels = np.array([[0.0, 1.0, 0.5], [0.2, 0.0, 1.0]], dtype="float32")
+
+    values = as_numpy(function(labels, keras.ops.convert_to_tensor(logits)))
+    gradient = backend_gradient(lambda x: keras.ops.sum(function(labels, x)), logits)
+
+    np.testing.assert_allclose(
+        values, numpy_sigmoid_cross_entropy(labels, logits), rtol=1e-6, atol=1e-30
+    )
+    np.testing.assert_allclose(gradient, sigmoid(logits) - labels, rtol=1e-5, atol=1e-7)
+
+
+def numpy_huber(error, delta):
+    error = np.abs(error.astype("float64"))
+    return np.where(error <= delta, 0.5 * error**2, delta * (error - 0.5 * delta))
+
+
+@pytest.mark.parametrize("function", [ops.huber, ops.huber_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_huber_value_and_gradient_on_both_sides_of_delta(function, compiled):
+    y_true = np.zeros((2, 4), dtype="float32")
+    # Errors inside, on and beyond delta = 1.5, of both signs.
+    y_pred = np.array([[-3.0, -1.5, -0.25, 0.0], [0.25, 1.5, 1.75, 40.0]], dtype="float32")
+
+    values = as_numpy(function(y_true, keras.ops.convert_to_tensor(y_pred), 1.5))
+    gradient = backend_gradient(
+        lambda x: keras.ops.sum(function(y_true, x, 1.5)), y_pred, compiled=compiled
+    )
+
+    np.testing.assert_allclose(values, numpy_huber(y_pred, 1.5), rtol=1e-6)
+    np.testing.assert_allclose(gradient, np.clip(y_pred, -1.5, 1.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("function", [ops.sort_descending, ops.sort_descending_reference])
+def test_sort_descending_is_stable_and_permutes_the_carried_tensors(function):
+    values = np.array([[0.5, 2.0, 0.5, -1.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]], dtype="float32")
+    positions = np.tile(np.arange(5, dtype="float32"), (2, 1))
+    labels = np.array([[1.0, 0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0]], dtype="float32")
+
+    sorted_values, sorted_positions, sorted_labels = function(
+        keras.ops.convert_to_tensor(values), positions, labels
+    )
+
+    np.testing.assert_array_equal(as_numpy(sorted_values), [[2, 2, 0.5, 0.5, -1], [0] * 5])
+    # Ties keep their original order: a stable sort.
+    np.testing.assert_array_equal(as_numpy(sorted_positions), [[1, 4, 0, 2, 3], [0, 1, 2, 3, 4]])
+    np.testing.assert_array_equal(as_numpy(sorted_labels), [[0, 1, 1, 0, 1], [0, 1, 0, 1, 0]])
+
+
+@pytest.mark.parametrize("function", [ops.sort_descending, ops.sort_descending_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_sort_descending_passes_the_gradient_back_to_the_unsorted_positions(function, compiled):
+    values = RNG.normal(size=(3, 7)).astype("float32")
+    weights = np.linspace(1.0, 2.0, 7, dtype="float32")
+    weight_tensor = keras.ops.convert_to_tensor(weights)
+
+    gradient = backend_gradient(
+        lambda x: keras.ops.sum(function(x)[0] * weight_tensor), values, compiled=compiled
+    )
+
+    # d/dx_i sum_k w_k x_(k) = w_(rank of x_i).
+    ranks = np.argsort(np.argsort(-values, axis=-1, kind="stable"), axis=-1)
+    np.testing.assert_allclose(gradient, weights[ranks], rtol=1e-6)
+
+
+def test_native_backends_names_each_primitive_and_rejects_an_unknown_one():
+    assert ops.native_backends("softmax_cross_entropy") == ("tensorflow", "torch")
+    assert ops.native_backends("huber") == ("torch",)
+    assert ops.native_backends("sort_descending") == ("jax", "torch")
+    with pytest.raises(ValueError, match="unknown primitive 'dice'"):
+        ops.native_backends("dice")
+
+
+def _native_kernels():
+    """``(module, attribute, primitive)`` of each native kernel on this backend."""
+    if BACKEND == "torch":
+        import torch
+        import torch.nn.functional as functional
+
+        return [
+            (functional, "cross_entropy", "softmax_cross_entropy"),
+            (functional, "binary_cross_entropy_with_logits", "sigmoid_cross_entropy"),
+            (functional, "huber_loss", "huber"),
+            (torch, "sort", "sort_descending"),
+        ]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return [
+            (tf.nn, "sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy"),
+            (tf.nn, "sigmoid_cross_entropy_with_logits", "sigmoid_cross_entropy"),
+        ]
+    import jax
+
+    return [(jax.lax, "sort", "sort_descending")]
+
+
+def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
+    kernels = _native_kernels()
+    called = []
+    for module, attribute, primitive in kernels:
+        original = getattr(module, attribute)
+
+        def spy(*args, _original=original, _primitive=primitive, **kwargs):
+            called.append(_primitive)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, attribute, spy)
+    logits = keras.ops.convert_to_tensor(LOGITS)
+
+    ops.softmax_cross_entropy(LABELS, logits, -100, 0.1)
+    ops.sigmoid_cross_entropy(keras.ops.zeros_like(logits), logits)
+    ops.huber(keras.ops.zeros_like(logits), logits, 1.0)
+    ops.sort_descending(logits, logits)
+
+    expected = [primitive for _, _, primitive in kernels]
+    assert called == expected
+    assert sorted(expected) == sorted(
+        name
+        for name in ("softmax_cross_entropy", "sigmoid_cross_entropy", "huber", "sort_descending")
+        if BACKEND in ops.native_backends(name)
+    )
+
+
+@pytest.mark.parametrize("axis", [1, (1, 2), (0, 2)])
+def test_mean_matches_numpy_and_spreads_the_gradient_evenly(axis):
+    values = RNG.normal(size=(3, 4, 5)).astype("float32")
+
+    result = as_numpy(ops.mean(keras.ops.convert_to_tensor(values), axis))
+    gradient = backend_gradient(lambda x: keras.ops.sum(ops.mean(x, axis)), values)
+
+    np.testing.assert_allclose(result, values.astype("float64").mean(axis=axis), rtol=1e-6)
+    count = values.size // result.size
+    np.testing.assert_allclose(gradient, np.full(values.shape, 1.0 / count), rtol=1e-6)
