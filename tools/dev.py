@@ -191,10 +191,15 @@ def test(arguments):
     return 1 if failed_backends or not checks_passed else 0
 
 
-def _job_environment(backend, work_dir, thorough):
+def _job_environment(backend, work_dir, thorough, threads):
     if backend is None:
         return dict(os.environ)
     environment = dict(os.environ, KERAS_BACKEND=backend)
+    # One share of the cores per process: torch's OpenMP threads and
+    # TensorFlow's intra-op threads spin while they wait for a core, which
+    # doubled the wall time of a torch suite running beside another process.
+    environment.setdefault("OMP_NUM_THREADS", str(threads))
+    environment.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     if not thorough:
         flags = [FAST_COMPILE_XLA_FLAGS, environment.get("XLA_FLAGS", "")]
         environment["XLA_FLAGS"] = " ".join(flag for flag in flags if flag)
@@ -214,6 +219,7 @@ def _run_jobs(jobs, workers, thorough):
     (pytest counts, seconds, exit status)}``.
     """
     pending = list(jobs)
+    threads = max(1, (os.cpu_count() or 1) // workers)
     running = {}
     results = {}
     with tempfile.TemporaryDirectory(prefix="dl-losses-suites-") as temporary:
@@ -228,7 +234,7 @@ def _run_jobs(jobs, workers, thorough):
                 process = subprocess.Popen(
                     command,
                     cwd=ROOT,
-                    env=_job_environment(backend, work_dir, thorough),
+                    env=_job_environment(backend, work_dir, thorough, threads),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     text=True,
