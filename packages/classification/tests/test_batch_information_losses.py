@@ -107,7 +107,7 @@ LOSSES = [
 BOTH = pytest.mark.parametrize("spec", LOSSES, ids=lambda spec: spec.loss_class.__name__)
 
 
-def weighted_mean(values, weights):
+def reference_weighted_mean(values, weights):
     return np.sum(weights * values) / np.sum(weights)
 
 
@@ -156,8 +156,8 @@ def test_probabilities_give_the_value_of_their_logits(spec):
 @pytest.mark.parametrize(
     ("reduction", "expected"),
     [
-        ("sum_over_batch_size", lambda values, w: weighted_mean(values, w)),
-        ("mean_with_sample_weight", lambda values, w: weighted_mean(values, w)),
+        ("sum_over_batch_size", lambda values, w: reference_weighted_mean(values, w)),
+        ("mean_with_sample_weight", lambda values, w: reference_weighted_mean(values, w)),
         ("sum", lambda values, w: np.sum(w * values)),
         (None, lambda values, w: w * values),
     ],
@@ -216,7 +216,7 @@ def test_sample_weight_is_honoured_by_compiled_evaluate(spec):
     model = keras.Model(inputs, keras.layers.Identity()(inputs))
     model.compile(loss=spec(batch=0.7))
     value = model.evaluate(logits, y_true, sample_weight=weights, batch_size=8, verbose=0)
-    expected = weighted_mean(
+    expected = reference_weighted_mean(
         spec.reference(y_true, logits, **spec.kwargs(batch=0.7), weights=weights), weights
     )
     np.testing.assert_allclose(value, expected, rtol=1e-5)
@@ -243,7 +243,7 @@ def test_gradient_matches_finite_differences_of_the_reference(spec, weights):
     )
     reference_weights = np.ones(4) if weights is None else weights
     expected = central_differences(
-        lambda z: weighted_mean(
+        lambda z: reference_weighted_mean(
             spec.reference(y_true, z, **kwargs, weights=reference_weights), reference_weights
         ),
         logits,
