@@ -65,7 +65,7 @@ def setup(backends, for_tests):
     """Creates ``.venv`` if needed and installs the packages and tools into it."""
     if not _python().exists():
         _run([sys.executable, "-m", "venv", VENV])
-    pip = [_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
+    pip = [_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     # torch first and alone, so nothing else can pull in a different build.
     if "torch" in backends:
         _run([*pip, *BACKEND_REQUIREMENTS["torch"]])
@@ -195,11 +195,10 @@ def _job_environment(backend, work_dir, thorough, threads):
     if backend is None:
         return dict(os.environ)
     environment = dict(os.environ, KERAS_BACKEND=backend)
-    # One share of the cores per process: torch's OpenMP threads and
-    # TensorFlow's intra-op threads spin while they wait for a core, which
-    # doubled the wall time of a torch suite running beside another process.
-    environment.setdefault("OMP_NUM_THREADS", str(threads))
-    environment.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    if backend == "torch":
+        # One share of the cores per process: torch's OpenMP threads spin
+        # while they wait for a core held by the process beside it.
+        environment.setdefault("OMP_NUM_THREADS", str(threads))
     if not thorough:
         flags = [FAST_COMPILE_XLA_FLAGS, environment.get("XLA_FLAGS", "")]
         environment["XLA_FLAGS"] = " ".join(flag for flag in flags if flag)
