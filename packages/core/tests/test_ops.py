@@ -166,7 +166,7 @@ def test_sort_descending_passes_the_gradient_back_to_the_unsorted_positions(func
 def test_native_backends_names_each_primitive_and_rejects_an_unknown_one():
     assert ops.native_backends("softmax_cross_entropy") == ("tensorflow", "torch")
     assert ops.native_backends("huber") == ("torch",)
-    assert ops.native_backends("sort_descending") == ("jax", "torch")
+    assert ops.native_backends("sort_descending") == ("torch",)
     with pytest.raises(ValueError, match="unknown primitive 'dice'"):
         ops.native_backends("dice")
 
@@ -190,9 +190,8 @@ def _native_kernels():
             (tf.nn, "sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy"),
             (tf.nn, "sigmoid_cross_entropy_with_logits", "sigmoid_cross_entropy"),
         ]
-    import jax
-
-    return [(jax.lax, "sort", "sort_descending")]
+    # jax runs every reference: XLA fuses the keras.ops chains under jit.
+    return []
 
 
 def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
