@@ -79,7 +79,6 @@ def softmax_cross_entropy(
     Returns:
         The cross-entropy per position, shape ``(...)``, dtype of ``logits``.
     """
-    labels, logits = keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
     return _dispatch("softmax_cross_entropy", softmax_cross_entropy_reference)(
         labels, logits, ignore_index, label_smoothing
     )
@@ -125,7 +124,6 @@ def sigmoid_cross_entropy(labels: Any, logits: Any) -> Any:
     Returns:
         A tensor of the shape and dtype of ``logits``.
     """
-    labels, logits = keras.ops.convert_to_tensor(labels), keras.ops.convert_to_tensor(logits)
     return _dispatch("sigmoid_cross_entropy", sigmoid_cross_entropy_reference)(labels, logits)
 
 
@@ -157,7 +155,6 @@ def huber(y_true: Any, y_pred: Any, delta: float) -> Any:
     Returns:
         A tensor of the shape and dtype of ``y_pred``.
     """
-    y_true, y_pred = keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(y_pred)
     return _dispatch("huber", huber_reference)(y_true, y_pred, delta)
 
 
@@ -186,8 +183,6 @@ def sort_descending(values: Any, *carried: Any) -> tuple[Any, ...]:
     Returns:
         ``(sorted_values, *sorted_carried)``.
     """
-    values = keras.ops.convert_to_tensor(values)
-    carried = tuple(keras.ops.convert_to_tensor(tensor) for tensor in carried)
     return _dispatch("sort_descending", sort_descending_reference)(values, *carried)
 
 
@@ -262,6 +257,7 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
     import torch.nn.functional as functional
 
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
+        logits = keras.ops.convert_to_tensor(logits)
         labels = torch.as_tensor(labels, device=logits.device).long()
         classes = logits.shape[-1]
         values = functional.cross_entropy(
@@ -274,14 +270,18 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         return values.reshape(labels.shape)
 
     def sigmoid_cross_entropy(labels, logits):
+        logits = keras.ops.convert_to_tensor(logits)
         labels = torch.as_tensor(labels, device=logits.device).to(logits.dtype)
         return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
 
     def huber(y_true, y_pred, delta):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
         y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
         return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
 
     def sort_descending(values, *carried):
+        values = keras.ops.convert_to_tensor(values)
+        carried = tuple(torch.as_tensor(tensor, device=values.device) for tensor in carried)
         sorted_values, order = torch.sort(values, dim=-1, descending=True, stable=True)
         return (
             sorted_values,
@@ -301,6 +301,7 @@ def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
     import tensorflow as tf
 
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
+        logits = tf.convert_to_tensor(logits)
         labels = tf.cast(labels, "int32")
         valid, safe_labels = _valid_and_safe(labels, ignore_index)
         values = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
@@ -316,6 +317,7 @@ def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
         return tf.where(valid, values, tf.zeros_like(values))
 
     def sigmoid_cross_entropy(labels, logits):
+        logits = tf.convert_to_tensor(logits)
         labels = tf.cast(labels, logits.dtype)
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
 
