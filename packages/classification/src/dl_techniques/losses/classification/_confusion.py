@@ -82,11 +82,13 @@ class SoftConfusionMatrixLoss(BatchLoss):
         Computed in the loss dtype, or float32 for a half-precision loss dtype.
         """
         y_true, y_pred, weights = self._prepare(y_true, y_pred, sample_weight)
-        positives = y_true if weights is None else weights * y_true
-        negatives = 1.0 - y_true if weights is None else weights * (1.0 - y_true)
         probabilities = keras.ops.sigmoid(y_pred) if self.from_logits else y_pred
         predicted_positive = keras.ops.sigmoid(self.amplifying_scale * (probabilities - 0.5))
         axis = None if self.average == "micro" else 0
+        if weights is None:
+            return _unweighted_counts(y_true, predicted_positive, axis)
+        positives = weights * y_true
+        negatives = weights * (1.0 - y_true)
         tp = keras.ops.sum(positives * predicted_positive, axis=axis)
         fp = keras.ops.sum(negatives * predicted_positive, axis=axis)
         # The differences can round a hair below 0, where a square root or a
@@ -128,6 +130,27 @@ class SoftConfusionMatrixLoss(BatchLoss):
             "from_logits": self.from_logits,
             "average": self.average,
         }
+
+
+def _unweighted_counts(y_true: Any, predicted_positive: Any, axis: int | None) -> tuple:
+    """``(TP, FN, FP, TN)`` with unit weights, from three full-size sums.
+
+    ``FP = sum yhat - TP``, ``FN = sum y - TP`` and ``TN = n - sum y - FP``
+    with ``n`` the number of cells summed: the sums of ``(1 - y) yhat``,
+    ``y (1 - yhat)`` and ``(1 - y)(1 - yhat)`` without their full-size
+    products; for 0/1 labels ``n - sum y`` is exact.
+    """
+    tp = keras.ops.sum(y_true * predicted_positive, axis=axis)
+    predicted = keras.ops.sum(predicted_positive, axis=axis)
+    actual = keras.ops.sum(y_true, axis=axis)
+    shape = keras.ops.shape(y_true)
+    cells = shape[0] * shape[1] if axis is None else shape[0]
+    count = keras.ops.cast(cells, actual.dtype)
+    # FN and TN are clamped as in the weighted form; FP, a sum there, is not.
+    fp = predicted - tp
+    fn = keras.ops.maximum(actual - tp, 0.0)
+    tn = keras.ops.maximum(count - actual - fp, 0.0)
+    return tp, fn, fp, tn
 
 
 def safe_ratio(numerator: Any, denominator: Any) -> Any:

@@ -2,15 +2,14 @@
 
 from typing import Any
 
-import keras
-
 from dl_techniques.losses.core import ops, shapes, validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
 
 
 @register_serializable
-class HuberLoss(keras.losses.Loss):
+class HuberLoss(PerSampleLoss):
     """Huber loss: quadratic for small errors, linear for large ones.
 
     With ``e = y_pred - y_true`` each element contributes
@@ -61,13 +60,20 @@ class HuberLoss(keras.losses.Loss):
         self.delta = float(delta)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true, y_pred = self._checked(y_true, y_pred)
+        per_element = ops.huber(y_true, y_pred, self.delta)
+        return _per_sample.mean_over_non_batch_axes(per_element)
+
+    def batch_mean(self, y_true: Any, y_pred: Any) -> Any:
+        # Every sample averages the same number of elements: one fused mean.
+        return ops.huber_mean(*self._checked(y_true, y_pred), self.delta)
+
+    def _checked(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
         y_true, y_pred = _per_sample.as_float_pair(y_true, y_pred)
         y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
         shapes.check_min_rank("HuberLoss", "y_pred", y_pred, 1, "(batch, ...)")
         shapes.check_same_shape("HuberLoss", y_true, y_pred)
-
-        per_element = ops.huber(y_true, y_pred, self.delta)
-        return _per_sample.mean_over_non_batch_axes(per_element)
+        return y_true, y_pred
 
     def get_config(self) -> dict[str, Any]:
         return {

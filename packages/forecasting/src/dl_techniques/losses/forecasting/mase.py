@@ -5,6 +5,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
 
@@ -12,7 +13,7 @@ _DICT_KEYS = ("target", "insample")
 
 
 @register_serializable
-class MASELoss(keras.losses.Loss):
+class MASELoss(PerSampleLoss):
     """Mean absolute scaled error (MASE) of a forecast.
 
     The absolute forecast error is divided by the mean absolute error of the

@@ -6,12 +6,13 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
 
 
 @register_serializable
-class MQLoss(keras.losses.Loss):
+class MQLoss(PerSampleLoss):
     """Multi-quantile pinball (quantile) loss.
 
     `y_pred` carries one forecast per quantile on its trailing axis, in the

@@ -5,6 +5,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
 
@@ -16,7 +17,7 @@ _DENOMINATOR_FLOOR = 2.0**-60
 
 
 @register_serializable
-class SMAPELoss(keras.losses.Loss):
+class SMAPELoss(PerSampleLoss):
     """Symmetric mean absolute percentage error (sMAPE) of a forecast.
 
     Each element contributes

@@ -39,7 +39,9 @@ class PairedBatch:
             embeddings parsed without ``need_text_rows``, whose caller scores
             ``image`` against ``texts`` itself.
         text_rows: ``(b, N)`` scores of each local text against every image,
-            ``None`` when the input gave only ``logits_per_image``.
+            ``None`` where they are the transpose of ``image_rows`` (the
+            input gave only ``logits_per_image``, or embeddings on one
+            replica), for the caller to read ``image_rows`` by columns.
         positives: ``(b,)`` score of each local image with its own text.
         text_positives: ``(b,)`` score of each local text with its own image
             when ``logits_per_text`` was given; ``None`` when it equals
@@ -163,9 +165,8 @@ def _from_embeddings(loss_name, image, text, need_text_rows):
     if not need_text_rows:
         return PairedBatch(None, None, positives, image=image, texts=texts)
     image_rows = keras.ops.matmul(image, keras.ops.transpose(texts))
-    if replica_count() == 1:
-        text_rows = keras.ops.transpose(image_rows)
-    else:
+    text_rows = None
+    if replica_count() > 1:
         text_rows = keras.ops.matmul(text, keras.ops.transpose(all_gather(image)))
     return PairedBatch(image_rows, text_rows, positives, image=image, texts=texts)
 

@@ -5,12 +5,13 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
 
 @register_serializable
-class CLIPContrastiveLoss(keras.losses.Loss):
+class CLIPContrastiveLoss(PerSampleLoss):
     """Symmetric InfoNCE loss of CLIP over a batch of B image-text pairs.
 
     Sample ``i``'s image should match text ``i`` and no other text of the
@@ -102,30 +103,30 @@ class CLIPContrastiveLoss(keras.losses.Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         batch = _contrastive.parse_prediction(type(self).__name__, y_pred, need_text_rows=True)
-        image_rows, image_positives = batch.image_rows, batch.positives
-        text_rows, text_positives = batch.text_rows, batch.text_positives
-        if text_rows is None:
-            text_rows = keras.ops.transpose(image_rows)
-        if text_positives is None:
-            text_positives = image_positives
-        if self.temperature is not None:
-            inverse_temperature = 1.0 / self.temperature
-            image_rows = image_rows * inverse_temperature
-            text_rows = text_rows * inverse_temperature
-            image_positives = image_positives * inverse_temperature
-            text_positives = text_positives * inverse_temperature
-        image_loss = self._smoothed_cross_entropy(image_rows, image_positives)
-        text_loss = self._smoothed_cross_entropy(text_rows, text_positives)
+        inverse_temperature = 1.0 if self.temperature is None else 1.0 / self.temperature
+        image_rows = _scaled(batch.image_rows, inverse_temperature)
+        image_positives = _scaled(batch.positives, inverse_temperature)
+        text_positives = image_positives
+        if batch.text_positives is not None:
+            text_positives = _scaled(batch.text_positives, inverse_temperature)
+        image_loss = self._smoothed_cross_entropy(image_rows, image_positives, axis=-1)
+        if batch.text_rows is None:
+            # The text rows are the image rows' columns: reduced in place, no transpose.
+            text_loss = self._smoothed_cross_entropy(image_rows, text_positives, axis=0)
+        else:
+            text_rows = _scaled(batch.text_rows, inverse_temperature)
+            text_loss = self._smoothed_cross_entropy(text_rows, text_positives, axis=-1)
         return 0.5 * (image_loss + text_loss)
 
-    def _smoothed_cross_entropy(self, rows, positives):
-        # -sum_j y_j log_softmax_j with y = (1 - e) one_hot + e / N, written so
-        # that the label column never has to be located among N global columns.
-        cross_entropy = keras.ops.logsumexp(rows, axis=-1) - positives
+    def _smoothed_cross_entropy(self, scores, positives, axis):
+        # -sum_j y_j log_softmax_j with y = (1 - e) one_hot + e / N along
+        # `axis`, written so that the label never has to be located among N
+        # global entries.
+        cross_entropy = keras.ops.logsumexp(scores, axis=axis) - positives
         if self.label_smoothing == 0.0:
             return cross_entropy
-        columns = keras.ops.cast(keras.ops.shape(rows)[-1], rows.dtype)
-        mean_logit = keras.ops.sum(rows, axis=-1) / columns
+        entries = keras.ops.cast(keras.ops.shape(scores)[axis], scores.dtype)
+        mean_logit = keras.ops.sum(scores, axis=axis) / entries
         return cross_entropy + self.label_smoothing * (positives - mean_logit)
 
     def get_config(self) -> dict[str, Any]:
@@ -135,3 +136,7 @@ class CLIPContrastiveLoss(keras.losses.Loss):
             "temperature": self.temperature,
             "label_smoothing": self.label_smoothing,
         }
+
+
+def _scaled(values: Any, factor: float) -> Any:
+    return values if factor == 1.0 else values * factor

@@ -5,12 +5,13 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import validation
+from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
 
 @register_serializable
-class SigLIPContrastiveLoss(keras.losses.Loss):
+class SigLIPContrastiveLoss(PerSampleLoss):
     """Pairwise sigmoid loss of SigLIP over a batch of B image-text pairs.
 
     Every image-text pair is an independent binary problem: the B matching
