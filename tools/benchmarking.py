@@ -50,6 +50,28 @@ class TorchReference:
     fn: Callable
 
 
+EMPTY_STEP = "empty step"
+"""The label of :func:`empty_step` in a case's timings."""
+
+
+def empty_step(y_true, y_pred):
+    """The sum of ``y_pred``: timed like a loss, the fixed cost of one compiled step.
+
+    On jax and tf XLA this is the dispatch of a compiled function with these
+    inputs and a gradient; in eager torch, one reduction and its backward.
+    """
+    return sum(keras.ops.sum(leaf) for leaf in keras.tree.flatten(y_pred))
+
+
+def print_fixed_cost(medians, unit="us"):
+    """Prints the median of :func:`empty_step` from ``medians``."""
+    scale = {"us": 1e6, "ms": 1e3}[unit]
+    print(
+        f"fixed cost: an {EMPTY_STEP} (the sum of y_pred, compiled the same way) takes "
+        f"{medians[EMPTY_STEP] * scale:.{1 if unit == 'us' else 3}f} {unit} on the same inputs"
+    )
+
+
 def torch_available():
     """Whether torch imports here, for the reference rows of a case."""
     try:

@@ -11,8 +11,11 @@ data as a reference row, on every Keras backend.
 import keras
 import numpy as np
 from benchmarking import (
+    EMPTY_STEP,
     Case,
     TorchReference,
+    empty_step,
+    print_fixed_cost,
     print_ratio_table,
     torch_available,
     torch_reference_note,
@@ -40,15 +43,21 @@ def run_classification(params, timing):
     ]
     if torch_available():
         losses.append(("torch F1 formula", TorchReference(torch_f1_loss)))
+    losses.append((EMPTY_STEP, empty_step))
     medians = timing.medians([(label, loss, y_true, y_pred) for label, loss in losses])
     timing.print_header(f"input ({batch}, {classes}); forward + gradient w.r.t. y_pred")
-    library = [label for label, loss in losses if not isinstance(loss, TorchReference)]
+    library = [
+        label
+        for label, loss in losses
+        if not isinstance(loss, TorchReference) and label != EMPTY_STEP
+    ]
     print_ratio_table("loss", library, medians, BASELINE, "us", 1.5)
     if torch_available():
         print()
         print_ratio_table("loss", ["F1Loss", "torch F1 formula"], medians, "torch F1 formula", "us")
     else:
         print(torch_reference_note())
+    print_fixed_cost(medians)
 
 
 def torch_f1_loss(y_true, y_pred):

@@ -21,8 +21,11 @@ loss, MASE and sMAPE written with ``torch`` ops), on every Keras backend.
 import keras
 import numpy as np
 from benchmarking import (
+    EMPTY_STEP,
     Case,
     TorchReference,
+    empty_step,
+    print_fixed_cost,
     print_pair_table,
     torch_available,
     torch_reference_note,
@@ -144,6 +147,7 @@ def run_forecasting(params, timing):
         if name in references:
             reference_name, reference = references[name]
             timed.append((reference_name, reference, y_true, y_pred))
+    timed.append((EMPTY_STEP, empty_step, target, forecast))
     medians = timing.medians(timed)
     timing.print_header(
         f"batch {batch}, horizon {horizon}, {len(quantiles)} quantiles, history {history}; "
@@ -151,6 +155,7 @@ def run_forecasting(params, timing):
     )
     pairs = [(name, baseline_name) for name, _, baseline_name, *_ in comparisons]
     print_pair_table(pairs, medians, "us", 1.1)
+    print_fixed_cost(medians)
     print()
     if references:
         print("against the native torch formula, eager torch, same data:")

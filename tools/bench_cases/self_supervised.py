@@ -23,14 +23,18 @@ XLA allocates besides the arguments and outputs), without chunks and with
 import keras
 import numpy as np
 from benchmarking import (
+    EMPTY_STEP,
     Case,
     TorchReference,
+    empty_step,
+    print_fixed_cost,
     print_pair_table,
     torch_available,
     torch_reference_note,
 )
 
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 
 TEMPERATURE = 0.07
@@ -116,6 +120,7 @@ def run_contrastive(params, timing):
     ]
     if torch_available():
         functions += torch_contrastive_references(text)
+    functions.append((EMPTY_STEP, empty_step))
     medians = timing.medians([(label, fn, ignored, image) for label, fn in functions])
     timing.print_header(
         f"embeddings ({batch}, {dim}); forward + gradient w.r.t. the image embeddings"
@@ -132,6 +137,7 @@ def run_contrastive(params, timing):
         print_pair_table(pairs, medians)
     else:
         print(torch_reference_note())
+    print_fixed_cost(medians)
 
 
 def siglip_temp_bytes(batch, dim, chunk_size):
@@ -165,6 +171,62 @@ def run_siglip_memory(params, timing):
     )
 
 
+def torch_dino(global_crops, student_temp, teacher_temp):
+    """DINO (Caron et al., 2021) in torch ops: every teacher crop against every other student crop.
+
+    Crop-major rows, a zero centre (a fresh loss), the teacher softmax as a
+    constant, one cross-entropy per pair of views averaged over images and
+    pairs, as the original implementation loops over them.
+    """
+    import torch
+    import torch.nn.functional as functional
+
+    def dino(teacher, student):
+        teacher_views = functional.softmax(teacher / teacher_temp, dim=-1).detach()
+        teacher_views = teacher_views.chunk(global_crops)
+        student_views = functional.log_softmax(student / student_temp, dim=-1)
+        student_views = student_views.chunk(student.shape[0] // teacher_views[0].shape[0])
+        total, pairs = 0.0, 0
+        for i, teacher_view in enumerate(teacher_views):
+            for v, student_view in enumerate(student_views):
+                if v == i:
+                    continue
+                total = total + torch.sum(-teacher_view * student_view, dim=-1).mean()
+                pairs += 1
+        return total / pairs
+
+    return TorchReference(dino)
+
+
+def run_dino(params, timing):
+    images, prototypes = params["batch"], params["out_dim"]
+    global_crops, local_crops = params["global_crops"], params["local_crops"]
+    rng = np.random.default_rng(0)
+    teacher = keras.ops.convert_to_tensor(
+        rng.normal(size=(global_crops * images, prototypes)).astype("float32")
+    )
+    student = keras.ops.convert_to_tensor(
+        rng.normal(size=((global_crops + local_crops) * images, prototypes)).astype("float32")
+    )
+    loss = DINOLoss(out_dim=prototypes, num_global_crops=global_crops)
+    functions = [("DINOLoss", loss)]
+    if torch_available():
+        functions.append(
+            ("torch DINO", torch_dino(global_crops, loss.student_temp, loss.teacher_temp))
+        )
+    functions.append((EMPTY_STEP, empty_step))
+    medians = timing.medians([(label, fn, teacher, student) for label, fn in functions])
+    timing.print_header(
+        f"{images} images, {global_crops} global + {local_crops} local crops, K={prototypes}; "
+        "forward + gradient w.r.t. the student output"
+    )
+    if torch_available():
+        print_pair_table([("DINOLoss", "torch DINO")], medians, "ms")
+    else:
+        print(f"DINOLoss {medians['DINOLoss'] * 1e3:.2f} ms; {torch_reference_note()}")
+    print_fixed_cost(medians, "ms")
+
+
 CASES = [
     Case(
         "contrastive",
@@ -183,5 +245,14 @@ CASES = [
         quick={"batch": 64, "dim": 8, "chunk_size": 16},
         repetitions=1,
         warmup=0,
+    ),
+    Case(
+        "dino",
+        "DINOLoss vs the DINO formula in eager torch (original implementation's pairing)",
+        run_dino,
+        params={"batch": 64, "out_dim": 4096, "global_crops": 2, "local_crops": 8},
+        quick={"batch": 4, "out_dim": 16, "global_crops": 2, "local_crops": 2},
+        repetitions=30,
+        warmup=3,
     ),
 ]
