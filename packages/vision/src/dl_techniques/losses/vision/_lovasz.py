@@ -12,9 +12,11 @@ loss       = sum_k m_(k) g_k
 
 with ``|A|`` the sum of the pixel weights over ``A`` and ``fg - M`` the
 foreground pixels outside M. A weight of 0 leaves a pixel out
-(``ignore_index``); an integer weight ``k`` counts it ``k`` times. Every row of the last axis is
-handled at once with one sort and one cumulative sum, so the cost is
-``O(P log P)`` per row and no Python loop runs over images or classes.
+(``ignore_index``); an integer weight ``k`` counts it ``k`` times. The sort and
+the cumulative sums run in core's :func:`~dl_techniques.losses.core.ops.lovasz_absolute_errors`
+for Lovasz-softmax (native on torch) and in :func:`lovasz_extension` for the
+hinge, so the cost is ``O(P log P)`` per image or class and no Python loop in
+this module runs over images or classes.
 """
 
 from typing import Any
@@ -62,21 +64,23 @@ def lovasz_softmax(inputs: MultiClassInputs, class_weights: list[float], per_ima
 
     Args:
         inputs: ``MultiClassInputs`` with ``(B, P, C)`` probabilities and
-            labels and ``(B, P)`` weights.
+            labels and ``(B, P)`` weights (or None).
         class_weights: C floats weighting the mean over present classes.
         per_image: One value per image ``(B,)`` instead of one pooled scalar.
     """
-    valid = keras.ops.cast(inputs.weights > 0.0, inputs.probabilities.dtype)
-    errors = keras.ops.abs(inputs.labels - inputs.probabilities)
-    errors = errors * keras.ops.expand_dims(valid, axis=-1)
-    weights = keras.ops.broadcast_to(
-        keras.ops.expand_dims(inputs.weights, axis=-1), keras.ops.shape(errors)
-    )
-    errors, labels, weights = (
-        _class_rows(tensor, per_image) for tensor in (errors, inputs.labels, weights)
-    )
-    per_class = lovasz_extension(errors, labels, weights)
-    present = keras.ops.cast(keras.ops.sum(weights * labels, axis=-1) > 0.0, per_class.dtype)
+    probabilities, labels, weights = inputs.probabilities, inputs.labels, inputs.weights
+    if not per_image:
+        # One group holding every pixel of the batch: (1, B P, C).
+        probabilities, labels = (
+            keras.ops.reshape(tensor, (1, -1, tensor.shape[-1]))
+            for tensor in (probabilities, labels)
+        )
+        weights = None if weights is None else keras.ops.reshape(weights, (1, -1))
+    per_class = ops.lovasz_absolute_errors(labels, probabilities, weights)
+    foreground = labels if weights is None else labels * keras.ops.expand_dims(weights, axis=-1)
+    present = keras.ops.cast(keras.ops.sum(foreground, axis=1) > 0.0, per_class.dtype)
+    if not per_image:
+        per_class, present = per_class[0], present[0]
     weight_vector = keras.ops.convert_to_tensor(class_weights, dtype=per_class.dtype)
     counted = present * weight_vector
     total = keras.ops.sum(counted, axis=-1)
@@ -103,10 +107,3 @@ def lovasz_hinge(inputs: BinaryInputs, per_image: bool) -> Any:
         )
     losses = lovasz_extension(errors, labels, weights)
     return losses if per_image else losses[0]
-
-
-def _class_rows(tensor, per_image):
-    if per_image:
-        return keras.ops.transpose(tensor, (0, 2, 1))
-    classes = tensor.shape[-1]
-    return keras.ops.reshape(keras.ops.transpose(tensor, (2, 0, 1)), (classes, -1))

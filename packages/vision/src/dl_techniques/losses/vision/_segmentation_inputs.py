@@ -2,11 +2,13 @@
 
 Every multi-class loss sees its inputs flattened to ``(B, P, C)`` (P pixels)
 with a weight per pixel that is 0 for ignored pixels and carries the
-``sample_weight`` of a batch-pooled loss; the binary Lovasz hinge sees logits
-and 0/1 labels as ``(B, P)``.
+``sample_weight`` of a batch-pooled loss (None when every pixel weighs 1); the
+binary Lovasz hinge sees logits and 0/1 labels as ``(B, P)``.
 """
 
 import collections
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -21,9 +23,35 @@ PROBABILITY_FLOOR = 1e-7
 
 LOSS_LABEL = "SegmentationLoss"
 
-MultiClassInputs = collections.namedtuple(
-    "MultiClassInputs", ["probabilities", "log_probabilities", "labels", "weights"]
-)
+
+class MultiClassInputs:
+    """Probabilities, labels and pixel weights of a multi-class loss, flattened.
+
+    Attributes:
+        probabilities: ``(B, P, C)`` class probabilities.
+        labels: ``(B, P, C)`` one-hot (or soft) labels.
+        weights: ``(B, P)`` pixel weights, or None when every pixel weighs 1
+            (no ``ignore_index`` and no ``sample_weight``).
+    """
+
+    def __init__(
+        self,
+        probabilities: Any,
+        labels: Any,
+        weights: Any | None,
+        log_probabilities: Callable[[], Any],
+    ) -> None:
+        self.probabilities = probabilities
+        self.labels = labels
+        self.weights = weights
+        self._log_probabilities = log_probabilities
+
+    @functools.cached_property
+    def log_probabilities(self) -> Any:
+        """``(B, P, C)`` log-probabilities, computed on first use (the region terms need none)."""
+        return self._log_probabilities()
+
+
 BinaryInputs = collections.namedtuple("BinaryInputs", ["logits", "labels", "weights"])
 
 
@@ -71,20 +99,28 @@ def prepare_multiclass(
         labels, valid = _one_hot_labels(config, y_true, y_pred.dtype)
 
     if config.from_logits:
-        log_probabilities = keras.ops.log_softmax(y_pred, axis=-1)
-        probabilities = keras.ops.exp(log_probabilities)
+        probabilities = keras.ops.softmax(y_pred, axis=-1)
+
+        def log_probabilities():
+            return _flatten(keras.ops.log_softmax(y_pred, axis=-1), classes)
+
     else:
         validation.check_probabilities(LOSS_LABEL, "y_pred", y_pred)
         probabilities = y_pred
-        log_probabilities = keras.ops.log(keras.ops.clip(y_pred, PROBABILITY_FLOOR, float("inf")))
+
+        def log_probabilities():
+            floored = keras.ops.clip(y_pred, PROBABILITY_FLOOR, float("inf"))
+            return _flatten(keras.ops.log(floored), classes)
+
     weights = valid
     if sample_weight is not None:
-        weights = valid * _pixel_weights(sample_weight, valid)
+        pixel_weights = _pixel_weights(sample_weight, probabilities[..., 0])
+        weights = pixel_weights if valid is None else valid * pixel_weights
     return MultiClassInputs(
         probabilities=_flatten(probabilities, classes),
-        log_probabilities=_flatten(log_probabilities, classes),
         labels=_flatten(labels, classes),
-        weights=_flatten(weights),
+        weights=None if weights is None else _flatten(weights),
+        log_probabilities=log_probabilities,
     )
 
 
@@ -132,10 +168,14 @@ def prepare_binary(
 
 
 def _sparse_labels(config, y_true, dtype):
+    """One-hot labels and the pixel validity (None without ``ignore_index``)."""
     ids = keras.ops.cast(y_true, dtype)
     validation.check_integers(
         LOSS_LABEL, "y_true", ids, 0, config.num_classes, ignore=config.ignore_index
     )
+    if config.ignore_index is None:
+        labels = keras.ops.one_hot(keras.ops.cast(ids, "int32"), config.num_classes, dtype=dtype)
+        return labels, None
     valid = _valid_ids(config, ids)
     # Ignored ids are replaced before one_hot: torch's one_hot rejects
     # negative ids, and the pixel's weight is 0 anyway.
@@ -151,7 +191,7 @@ def _one_hot_labels(config, y_true, dtype):
     )
     ignore = config.ignore_index
     if ignore is None:
-        valid = keras.ops.ones_like(labels[..., 0])
+        valid = None
     elif 0 <= ignore < config.num_classes:
         valid = keras.ops.cast(labels[..., ignore] < 0.5, dtype)
     else:
@@ -165,9 +205,10 @@ def _valid_ids(config, ids):
     return keras.ops.cast(keras.ops.not_equal(ids, float(config.ignore_index)), ids.dtype)
 
 
-def _pixel_weights(sample_weight, valid):
-    weights = numerics.as_float(keras.ops.convert_to_tensor(sample_weight), valid)
-    weight_shape, pixel_shape = static_shape(weights), static_shape(valid)
+def _pixel_weights(sample_weight, pixels):
+    """``sample_weight`` broadcast to the shape of ``pixels``, in its dtype."""
+    weights = numerics.as_float(keras.ops.convert_to_tensor(sample_weight), pixels)
+    weight_shape, pixel_shape = static_shape(weights), static_shape(pixels)
     if len(weight_shape) == len(pixel_shape) + 1 and weight_shape[-1] == 1:
         weights = keras.ops.squeeze(weights, axis=-1)
         weight_shape = weight_shape[:-1]
@@ -181,7 +222,7 @@ def _pixel_weights(sample_weight, valid):
             f"{LOSS_LABEL}: `sample_weight` must be a scalar, have shape (batch,) or one "
             f"weight per pixel {pixel_shape}; got sample_weight shape {static_shape(weights)}."
         )
-    return keras.ops.broadcast_to(weights, keras.ops.shape(valid))
+    return keras.ops.broadcast_to(weights, keras.ops.shape(pixels))
 
 
 def _flatten(tensor, classes=None):

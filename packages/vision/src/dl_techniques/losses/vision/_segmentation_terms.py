@@ -1,6 +1,7 @@
 """Region and pixel terms of the segmentation losses on prepared ``(B, P, C)`` inputs.
 
-Each term takes :class:`MultiClassInputs` (``weights`` 0 on ignored pixels),
+Each term takes :class:`MultiClassInputs` (``weights`` 0 on ignored pixels, or
+None when every pixel weighs 1),
 the config, and ``per_image``; it returns a scalar pooled over the batch, or
 one value per image ``(B,)`` when ``per_image`` is True.
 """
@@ -9,7 +10,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, ops
 from dl_techniques.losses.vision._segmentation_inputs import MultiClassInputs
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
@@ -22,29 +23,40 @@ def class_weight_vector(config: SegmentationLossConfig) -> list[float]:
     return weights
 
 
-def soft_counts(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]:
-    """Weighted soft ``(TP, FP, FN)`` per class: ``(C,)``, or ``(B, C)`` per image."""
+def soft_sums(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]:
+    """Weighted ``(TP, sum p, sum y)`` per class: ``(C,)``, or ``(B, C)`` per image.
+
+    ``FP = sum p - TP`` and ``FN = sum y - TP``: three sums instead of three
+    products of the full tensors.
+    """
     axes = 1 if per_image else (0, 1)
-    weights = keras.ops.expand_dims(inputs.weights, axis=-1)
     probabilities, labels = inputs.probabilities, inputs.labels
-    true_positives = keras.ops.sum(weights * probabilities * labels, axis=axes)
-    false_positives = keras.ops.sum(weights * probabilities * (1.0 - labels), axis=axes)
-    false_negatives = keras.ops.sum(weights * (1.0 - probabilities) * labels, axis=axes)
-    return true_positives, false_positives, false_negatives
+    if inputs.weights is not None:
+        weights = keras.ops.expand_dims(inputs.weights, axis=-1)
+        probabilities = weights * probabilities
+        labels = weights * labels
+    true_positives = keras.ops.sum(probabilities * inputs.labels, axis=axes)
+    return (
+        true_positives,
+        keras.ops.sum(probabilities, axis=axes),
+        keras.ops.sum(labels, axis=axes),
+    )
 
 
 def dice_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``mean_c 1 - (2 TP + s) / (sum p + sum y + s)``, class-weighted."""
-    tp, fp, fn = soft_counts(inputs, per_image)
-    # sum p + sum y = 2 TP + FP + FN, with every part non-negative.
-    score = _smoothed_ratio(2.0 * tp, 2.0 * tp + fp + fn, config.smooth)
+    tp, predicted, actual = soft_sums(inputs, per_image)
+    score = _smoothed_ratio(2.0 * tp, predicted + actual, config.smooth)
     return class_mean(1.0 - score, config)
 
 
 def tversky_index(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``TI = (TP + s) / (TP + alpha FP + beta FN + s)`` per class."""
-    tp, fp, fn = soft_counts(inputs, per_image)
-    denominator = tp + config.tversky_alpha * fp + config.tversky_beta * fn
+    tp, predicted, actual = soft_sums(inputs, per_image)
+    alpha, beta = config.tversky_alpha, config.tversky_beta
+    # TP + alpha (sum p - TP) + beta (sum y - TP); rounding can leave FP or FN
+    # a few ulps below 0, which the ratio absorbs.
+    denominator = (1.0 - alpha - beta) * tp + alpha * predicted + beta * actual
     return _smoothed_ratio(tp, denominator, config.smooth)
 
 
@@ -90,12 +102,15 @@ def pixel_mean(
 ) -> Any:
     """Weighted mean of a ``(B, P)`` term over valid pixels, 0 where none are."""
     weights = inputs.weights
+    axes = 1 if per_image else (0, 1)
     if config.class_weights is not None:
         class_weights = keras.ops.convert_to_tensor(
             class_weight_vector(config), dtype=per_pixel.dtype
         )
-        weights = weights * keras.ops.sum(inputs.labels * class_weights, axis=-1)
-    axes = 1 if per_image else (0, 1)
+        label_weights = keras.ops.sum(inputs.labels * class_weights, axis=-1)
+        weights = label_weights if weights is None else weights * label_weights
+    elif weights is None:
+        return ops.mean(per_pixel, axes)
     total = keras.ops.sum(weights, axis=axes)
     weighted = keras.ops.sum(weights * per_pixel, axis=axes)
     return numerics.safe_divide(weighted, total, empty_value=0.0)
