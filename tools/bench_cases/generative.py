@@ -26,6 +26,7 @@ import numpy as np
 from benchmarking import (
     Case,
     TorchReference,
+    print_pair_table,
     print_ratio_table,
     torch_available,
     torch_reference_note,
@@ -58,6 +59,16 @@ def run_language_model(params, timing):
     print_ratio_table("loss", [label for label, _ in losses], medians, LM_BASELINE, "ms", 1.2)
     if not torch_available():
         print(torch_reference_note())
+        return
+    print()
+    print("against F.cross_entropy, eager torch, same data:")
+    plain, smoothed = "F.cross_entropy(ignore_index=-100)", "F.cross_entropy(smoothing=0.1)"
+    pairs = [
+        ("NanoVLMLoss(shift=False)", plain),
+        ("NanoVLMLoss()", plain),
+        ("NanoVLMLoss(smoothing=0.1)", smoothed),
+    ]
+    print_pair_table(pairs, medians, "ms")
 
 
 def torch_cross_entropy_references():
