@@ -131,6 +131,21 @@ def test_huber_value_and_gradient_on_both_sides_of_delta(function, compiled):
     np.testing.assert_allclose(gradient, np.clip(y_pred, -1.5, 1.5), rtol=1e-6)
 
 
+@pytest.mark.parametrize("function", [ops.huber_mean, ops.huber_mean_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_huber_mean_is_the_mean_over_every_element(function, compiled):
+    y_true = np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, -3.0, 0.25]], dtype="float32")
+    y_pred = np.array([[-3.0, -1.5, 1.75, 0.0], [0.25, 2.5, 1.75, 40.0]], dtype="float32")
+
+    value = as_numpy(function(y_true, keras.ops.convert_to_tensor(y_pred), 1.5))
+    gradient = backend_gradient(lambda x: function(y_true, x, 1.5), y_pred, compiled=compiled)
+
+    error = y_pred.astype("float64") - y_true
+    assert value.shape == ()
+    np.testing.assert_allclose(value, numpy_huber(error, 1.5).mean(), rtol=1e-6)
+    np.testing.assert_allclose(gradient, np.clip(error, -1.5, 1.5) / error.size, rtol=1e-6)
+
+
 @pytest.mark.parametrize("function", [ops.sort_descending, ops.sort_descending_reference])
 def test_sort_descending_is_stable_and_permutes_the_carried_tensors(function):
     values = np.array([[0.5, 2.0, 0.5, -1.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]], dtype="float32")
@@ -166,6 +181,7 @@ def test_sort_descending_passes_the_gradient_back_to_the_unsorted_positions(func
 def test_native_backends_names_each_primitive_and_rejects_an_unknown_one():
     assert ops.native_backends("softmax_cross_entropy") == ("tensorflow", "torch")
     assert ops.native_backends("huber") == ("torch",)
+    assert ops.native_backends("huber_mean") == ("torch",)
     assert ops.native_backends("sort_descending") == ("torch",)
     with pytest.raises(ValueError, match="unknown primitive 'dice'"):
         ops.native_backends("dice")
@@ -181,6 +197,7 @@ def _native_kernels():
             (functional, "cross_entropy", "softmax_cross_entropy"),
             (functional, "binary_cross_entropy_with_logits", "sigmoid_cross_entropy"),
             (functional, "huber_loss", "huber"),
+            (functional, "huber_loss", "huber_mean"),
             (torch, "sort", "sort_descending"),
         ]
     if BACKEND == "tensorflow":
@@ -197,11 +214,11 @@ def _native_kernels():
 def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
     kernels = _native_kernels()
     called = []
-    for module, attribute, primitive in kernels:
+    for module, attribute in {(module, attribute) for module, attribute, _ in kernels}:
         original = getattr(module, attribute)
 
-        def spy(*args, _original=original, _primitive=primitive, **kwargs):
-            called.append(_primitive)
+        def spy(*args, _original=original, _attribute=attribute, **kwargs):
+            called.append(_attribute)
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, attribute, spy)
@@ -210,13 +227,20 @@ def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
     ops.softmax_cross_entropy(LABELS, logits, -100, 0.1)
     ops.sigmoid_cross_entropy(keras.ops.zeros_like(logits), logits)
     ops.huber(keras.ops.zeros_like(logits), logits, 1.0)
+    ops.huber_mean(keras.ops.zeros_like(logits), logits, 1.0)
     ops.sort_descending(logits, logits)
 
-    expected = [primitive for _, _, primitive in kernels]
-    assert called == expected
-    assert sorted(expected) == sorted(
+    # The primitives above are called in the order _native_kernels lists them.
+    assert called == [attribute for _, attribute, _ in kernels]
+    assert sorted(primitive for *_, primitive in kernels) == sorted(
         name
-        for name in ("softmax_cross_entropy", "sigmoid_cross_entropy", "huber", "sort_descending")
+        for name in (
+            "softmax_cross_entropy",
+            "sigmoid_cross_entropy",
+            "huber",
+            "huber_mean",
+            "sort_descending",
+        )
         if BACKEND in ops.native_backends(name)
     )
 

@@ -15,7 +15,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   and smoothing inside the kernel); ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
 - ``sigmoid_cross_entropy``: ``torch.nn.functional.binary_cross_entropy_with_logits``;
   ``tf.nn.sigmoid_cross_entropy_with_logits``.
-- ``huber``: ``torch.nn.functional.huber_loss``.
+- ``huber`` and ``huber_mean``: ``torch.nn.functional.huber_loss`` (``reduction``
+  ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
   autograd function that keeps only each pixel's slope for the backward pass.
 - ``sort_descending``: ``torch.sort`` and one gather per carried tensor. (On
@@ -41,8 +42,10 @@ __all__ = [
     "huber",
     "lovasz_absolute_errors",
     "lovasz_absolute_errors_reference",
-    "mean",
+    "huber_mean",
+    "huber_mean_reference",
     "huber_reference",
+    "mean",
     "native_backends",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_reference",
@@ -171,6 +174,29 @@ def huber_reference(y_true: Any, y_pred: Any, delta: float) -> Any:
     quadratic = 0.5 * keras.ops.square(abs_error)
     linear = delta_tensor * (abs_error - 0.5 * delta_tensor)
     return keras.ops.where(abs_error <= delta_tensor, quadratic, linear)
+
+
+def huber_mean(y_true: Any, y_pred: Any, delta: float) -> Any:
+    """The mean of :func:`huber` over every element, a scalar.
+
+    One fused reduction where the backend has one: no elementwise tensor is
+    written in the forward pass.
+
+    Args:
+        y_true: Targets.
+        y_pred: Predictions, the shape of ``y_true``.
+        delta: Positive float where the loss turns from quadratic to linear.
+
+    Returns:
+        A scalar of the dtype of ``y_pred``.
+    """
+    return _dispatch("huber_mean", huber_mean_reference)(y_true, y_pred, delta)
+
+
+def huber_mean_reference(y_true: Any, y_pred: Any, delta: float) -> Any:
+    """:func:`huber_mean` in ``keras.ops``."""
+    values = huber_reference(y_true, y_pred, delta)
+    return mean(values, axis=tuple(range(len(values.shape))))
 
 
 def sort_descending(values: Any, *carried: Any) -> tuple[Any, ...]:
@@ -304,11 +330,15 @@ def native_backends(primitive: str) -> tuple[str, ...]:
 def _tied_jaccard_increments(errors, labels, weights):
     """Each pixel's share of the Jaccard increment of its block of equal errors, ``(G, K, N)``."""
     shape = keras.ops.shape(errors)
-    count = errors.shape[-1]
+    count = shape[-1]
     rows = shape[0] * shape[1]
-    bits = _INTEGER_OF_FLOAT[keras.backend.standardize_dtype(errors.dtype)]
-    # Non-negative floats order as their bits do; negated, ascending is largest first.
-    keys = -keras.ops.view(keras.ops.reshape(errors, (rows, count)), bits)
+    keys = keras.ops.reshape(errors, (rows, -1))
+    if None not in errors.shape:
+        # Non-negative floats order as their bits do (keras.ops.view needs a
+        # static shape on tensorflow; a float sort is the same order, slower).
+        keys = keras.ops.view(keys, _INTEGER_OF_FLOAT[keras.backend.standardize_dtype(keys.dtype)])
+    # Negated, ascending is largest first.
+    keys = -keys
     offsets = keras.ops.reshape(keras.ops.arange(rows, dtype="int32") * count, (-1, 1))
     starts = keras.ops.reshape(_search_first(keras.ops.sort(keys, axis=-1), keys) + offsets, (-1,))
     if weights is None:
@@ -356,7 +386,10 @@ def _search_first(ordered, queries):
     ascending and holds every query of its row. A binary search, each step one
     gather from the flattened rows.
     """
-    rows, count = ordered.shape
+    rows, count = keras.ops.shape(ordered)
+    # A size unknown while tracing takes the steps of the largest int32 size;
+    # once the bounds meet, further steps leave them unchanged.
+    steps = 31 if ordered.shape[-1] is None else max(ordered.shape[-1] - 1, 0).bit_length()
     flat = keras.ops.reshape(ordered, (-1,))
     offsets = keras.ops.reshape(keras.ops.arange(rows, dtype="int32") * count, (-1, 1))
 
@@ -370,7 +403,7 @@ def _search_first(ordered, queries):
         keras.ops.zeros((rows, count), dtype="int32"),
         keras.ops.full((rows, count), count - 1, dtype="int32"),
     )
-    return keras.ops.fori_loop(0, max(count - 1, 0).bit_length(), step, bounds)[0]
+    return keras.ops.fori_loop(0, steps, step, bounds)[0]
 
 
 _INTEGER_OF_FLOAT = {
@@ -422,6 +455,11 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         y_pred = keras.ops.convert_to_tensor(y_pred)
         y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
         return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
+
+    def huber_mean(y_true, y_pred, delta):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        return functional.huber_loss(y_pred, y_true, reduction="mean", delta=float(delta))
 
     class LovaszAbsoluteErrors(torch.autograd.Function):
         # A few classes at a time: the sort's buffers stay small, and only the
@@ -495,6 +533,7 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
         "huber": huber,
+        "huber_mean": huber_mean,
         "lovasz_absolute_errors": lovasz_absolute_errors,
         "sort_descending": sort_descending,
     }
@@ -542,6 +581,7 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
     "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
     "huber": frozenset({"torch"}),
+    "huber_mean": frozenset({"torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),
     "sort_descending": frozenset({"torch"}),
 }
