@@ -11,16 +11,21 @@ from dl_techniques.losses.forecasting import MASELoss  # the same class
 
 Importing this package also makes every installed loss resolvable by
 ``keras.saving.load_model`` under its registered name ``dl_techniques>Name``,
-without importing the family modules until a model needs them.
+without importing the family modules until a model needs them, and gives every
+``keras.losses.Loss`` the operators of the loss algebra
+(:mod:`dl_techniques.losses.core.algebra`): ``0.7 * DiceLoss() + 0.3 * FocalLoss()``
+is a Keras loss that saves and reloads with a model.
 """
 
 import pkgutil
 
 __path__ = pkgutil.extend_path(__path__, __name__)
 
+from dl_techniques.losses.core import algebra as _algebra  # noqa: E402
 from dl_techniques.losses.core import registry as _registry  # noqa: E402
 
 _registry.install_keras_resolvers()
+_algebra.install_operators()
 
 
 def __getattr__(name):
