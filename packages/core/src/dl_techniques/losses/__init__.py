@@ -22,6 +22,8 @@ import pkgutil
 __path__ = pkgutil.extend_path(__path__, __name__)
 
 from dl_techniques.losses.core import algebra as _algebra  # noqa: E402
+from dl_techniques.losses.core import component_model as _component_model  # noqa: E402, F401
+from dl_techniques.losses.core import deep_supervision as _deep_supervision  # noqa: E402, F401
 from dl_techniques.losses.core import registry as _registry  # noqa: E402
 
 _registry.install_keras_resolvers()
