@@ -34,6 +34,12 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "MASELoss",
         "SMAPELoss",
         "MQLoss",
+        "CRPSLoss",
+        "GaussianNLL",
+        "StudentTNLL",
+        "PoissonNLL",
+        "NegativeBinomialNLL",
+        "TweedieLoss",
     ),
     "generative": (
         "WassersteinLoss",
