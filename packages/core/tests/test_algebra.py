@@ -105,7 +105,7 @@ def test_operands_that_are_not_numbers_or_losses_raise():
         mae / 0  # noqa: B018
     with pytest.raises(ValueError, match="at least one"):
         CompositeLoss([])
-    with pytest.raises(ValueError, match="must be a keras.losses.Loss"):
+    with pytest.raises(ValueError, match="CompositeLoss: `terms` must be a keras.losses.Loss"):
         CompositeLoss([(1.0, "mae")])
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import validation
-from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.core.serialization import loss_instance, register_serializable
 
 Term = tuple[float, keras.losses.Loss]
 
@@ -124,13 +124,7 @@ def _parse_term(term: Any) -> Term:
         weight, loss = term
     else:
         raise ValueError(f"CompositeLoss: each term must be a (weight, loss) pair; got {term!r}.")
-    if isinstance(loss, dict):
-        loss = keras.saving.deserialize_keras_object(loss)
-    if not isinstance(loss, keras.losses.Loss):
-        raise ValueError(
-            "CompositeLoss: each term's loss must be a keras.losses.Loss instance; got "
-            f"{type(loss).__name__} {loss!r}."
-        )
+    loss = loss_instance("CompositeLoss", "terms", loss)
     _check_weight(weight)
     return float(weight), loss
 

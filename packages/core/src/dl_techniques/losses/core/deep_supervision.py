@@ -5,7 +5,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core import validation
-from dl_techniques.losses.core.serialization import register_serializable
+from dl_techniques.losses.core.serialization import loss_instance, register_serializable
 from dl_techniques.losses.core.shapes import static_shape
 
 LABEL_KINDS = ("auto", "class_ids", "probabilities")
@@ -57,13 +57,7 @@ class DeepSupervision(keras.losses.Loss):
     """
 
     def __init__(self, loss: Any, labels: str = "auto", name: str | None = None) -> None:
-        if isinstance(loss, dict):
-            loss = keras.saving.deserialize_keras_object(loss)
-        if not isinstance(loss, keras.losses.Loss):
-            raise ValueError(
-                "DeepSupervision: `loss` must be a keras.losses.Loss instance; got "
-                f"{type(loss).__name__} {loss!r}."
-            )
+        loss = loss_instance("DeepSupervision", "loss", loss)
         validation.check_choice("DeepSupervision", "labels", labels, LABEL_KINDS)
         super().__init__(name=name or f"deep_supervision_{loss.name}", reduction=None)
         self.loss = loss
@@ -143,7 +137,13 @@ def _block_mean(tensor: Any, factors: list[int]) -> Any:
     spatial = len(factors)
     split: list[Any] = [-1]
     for axis, factor in enumerate(factors, start=1):
-        split += [shape[axis] // factor, factor]
+        size = shape[axis]
+        if size is None:
+            raise ValueError(
+                f"DeepSupervision: the spatial sizes must be known when the loss is traced; "
+                f"got a tensor of shape {shape}."
+            )
+        split += [size // factor, factor]
     split += list(shape[spatial + 1 :])
     blocks = keras.ops.reshape(keras.ops.cast(tensor, _float_dtype(tensor)), split)
     return keras.ops.mean(blocks, axis=tuple(2 + 2 * index for index in range(spatial)))

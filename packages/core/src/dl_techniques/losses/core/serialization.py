@@ -1,5 +1,7 @@
 """Registration of library objects with Keras serialization."""
 
+from typing import Any
+
 import keras
 
 from dl_techniques.losses.core import registry
@@ -25,3 +27,19 @@ def register_serializable(obj):
     keras_name = registry.keras_name_for(obj.__module__, obj.__qualname__)
     package, _, name = keras_name.partition(">")
     return keras.saving.register_keras_serializable(package=package, name=name)(obj)
+
+
+def loss_instance(owner: str, argument: str, value: Any) -> Any:
+    """Returns ``value`` as a ``keras.losses.Loss``, rebuilding a Keras config dict.
+
+    Raises:
+        ValueError: Naming ``owner`` and ``argument`` when ``value`` is not a loss.
+    """
+    if isinstance(value, dict):
+        value = keras.saving.deserialize_keras_object(value)
+    if not isinstance(value, keras.losses.Loss):
+        raise ValueError(
+            f"{owner}: `{argument}` must be a keras.losses.Loss instance; got "
+            f"{type(value).__name__} {value!r}."
+        )
+    return value
