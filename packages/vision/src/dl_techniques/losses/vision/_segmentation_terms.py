@@ -30,11 +30,7 @@ def soft_sums(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]
     products of the full tensors.
     """
     axes = 1 if per_image else (0, 1)
-    probabilities, labels = inputs.probabilities, inputs.labels
-    if inputs.weights is not None:
-        weights = keras.ops.expand_dims(inputs.weights, axis=-1)
-        probabilities = weights * probabilities
-        labels = weights * labels
+    probabilities, labels = _weighted(inputs)
     true_positives = keras.ops.sum(probabilities * inputs.labels, axis=axes)
     return (
         true_positives,
@@ -45,9 +41,21 @@ def soft_sums(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]
 
 def dice_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``mean_c 1 - (2 TP + s) / (sum p + sum y + s)``, class-weighted."""
-    tp, predicted, actual = soft_sums(inputs, per_image)
-    score = _smoothed_ratio(2.0 * tp, predicted + actual, config.smooth)
+    axes = 1 if per_image else (0, 1)
+    probabilities, labels = _weighted(inputs)
+    # Per-class sums are the costly reductions: sum (p + y) is one of them.
+    tp = keras.ops.sum(probabilities * inputs.labels, axis=axes)
+    cardinality = keras.ops.sum(probabilities + labels, axis=axes)
+    score = _smoothed_ratio(2.0 * tp, cardinality, config.smooth)
     return class_mean(1.0 - score, config)
+
+
+def _weighted(inputs: MultiClassInputs) -> tuple[Any, Any]:
+    """``(w p, w y)``, or ``(p, y)`` when every pixel weighs 1."""
+    if inputs.weights is None:
+        return inputs.probabilities, inputs.labels
+    weights = keras.ops.expand_dims(inputs.weights, axis=-1)
+    return weights * inputs.probabilities, weights * inputs.labels
 
 
 def tversky_index(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
@@ -93,6 +101,8 @@ def focal_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_ima
 def class_mean(per_class: Any, config: SegmentationLossConfig) -> Any:
     """Mean over the last (class) axis, weighted by :func:`class_weight_vector`."""
     weights = class_weight_vector(config)
+    if all(weight == 1.0 for weight in weights):
+        return keras.ops.mean(per_class, axis=-1)
     weight_tensor = keras.ops.convert_to_tensor(weights, dtype=per_class.dtype)
     return keras.ops.sum(per_class * weight_tensor, axis=-1) / sum(weights)
 
@@ -131,6 +141,9 @@ def safe_power(base: Any, exponent: float) -> Any:
 
 
 def _smoothed_ratio(numerator, denominator, smooth):
+    if smooth > 0:
+        # Sums of non-negative terms plus smooth: the denominator is positive.
+        return (numerator + smooth) / (denominator + smooth)
     # With smooth = 0 an absent, unpredicted class would give 0 / 0; it is a
     # perfect match, so its ratio is 1.
-    return numerics.safe_divide(numerator + smooth, denominator + smooth, empty_value=1.0)
+    return numerics.safe_divide(numerator, denominator, empty_value=1.0)
