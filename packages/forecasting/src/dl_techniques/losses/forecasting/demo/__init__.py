@@ -1,20 +1,29 @@
-"""Demo: a quantile forecaster trained with MQLoss on a synthetic seasonal series.
+"""Demo: quantile and Gaussian forecasters on a synthetic seasonal series.
 
 A small MLP reads 48 steps of history and forecasts the next 12 steps at the
-quantiles 0.1, 0.5 and 0.9. On held-out windows the demo reports how often the
-truth falls inside the 10-90% interval (nominally 0.80) and the MASE of the
-median forecast next to the MASE of the seasonal naive forecast (repeat the
-last season), both scaled by the in-sample seasonal naive error.
+quantiles 0.1, 0.5 and 0.9, trained with MQLoss. On held-out windows the demo
+reports how often the truth falls inside the 10-90% interval (nominally 0.80)
+and the MASE of the median forecast next to the MASE of the seasonal naive
+forecast (repeat the last season), both scaled by the in-sample seasonal naive
+error. A second MLP of the same size predicts a Gaussian per step, trained with
+GaussianNLL; the demo reports its 10-90% coverage and its CRPS (CRPSLoss,
+Gaussian form) next to the absolute error of the seasonal naive forecast,
+which is the CRPS of that point forecast.
 """
+
+import statistics
 
 import keras
 import numpy as np
 
 from dl_techniques.losses.core.demo import DemoRow
+from dl_techniques.losses.forecasting.crps_loss import CRPSLoss
+from dl_techniques.losses.forecasting.gaussian_nll import GaussianNLL
 from dl_techniques.losses.forecasting.mase import MASELoss
 from dl_techniques.losses.forecasting.mq_loss import MQLoss
 
 DEMO_NAME = "forecasting: MQLoss"
+GAUSSIAN_DEMO_NAME = "forecasting: GaussianNLL"
 PLOT_FILE = "forecasting_mqloss.png"
 QUANTILES = (0.1, 0.5, 0.9)
 PERIOD = 12
@@ -23,6 +32,7 @@ HORIZON = 12
 SERIES_LENGTH = 1200
 TEST_FRACTION = 0.2
 EPOCHS = 20
+GAUSSIAN_EPOCHS = 8
 BATCH_SIZE = 32
 SEED = 7
 
@@ -38,7 +48,8 @@ def run_demo(output_dir, progress):
 
     Returns:
         A list of ``DemoRow``: interval coverage, the MASE of the median
-        forecast and the MASE of the seasonal naive forecast.
+        forecast and the MASE of the seasonal naive forecast; then the
+        interval coverage and the CRPS of the Gaussian head.
     """
     keras.utils.set_random_seed(SEED)
     series = make_seasonal_series(SERIES_LENGTH, PERIOD, seed=SEED)
@@ -47,21 +58,8 @@ def run_demo(output_dir, progress):
     train = _normalise(histories[:train_count], targets[:train_count])
     test_histories, test_targets = histories[first_test:], targets[first_test:]
 
-    model = _build_model()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=3e-3),
-        loss=MQLoss(quantiles=QUANTILES),
-    )
     progress.step(f"training on {train_count} windows")
-    model.fit(
-        train["inputs"],
-        train["targets"],
-        epochs=EPOCHS,
-        batch_size=BATCH_SIZE,
-        shuffle=True,
-        verbose=0,
-        callbacks=[_EpochProgress(progress, EPOCHS)],
-    )
+    model = _trained_model(MQLoss(quantiles=QUANTILES), len(QUANTILES), train, progress, EPOCHS)
 
     test = _normalise(test_histories, test_targets)
     scaled_forecast = np.asarray(
@@ -81,6 +79,8 @@ def run_demo(output_dir, progress):
         output_dir / PLOT_FILE, test_histories[0], test_targets[0], lower[0], median[0], upper[0]
     )
     progress.step(plot_note)
+    naive_mae = float(np.mean(np.abs(test_targets - naive_forecast)))
+    gaussian_rows = _gaussian_head_rows(train, test, test_targets, naive_mae, progress)
     return [
         DemoRow(DEMO_NAME, "10-90% interval coverage (held-out)", coverage, "nominal 0.80"),
         DemoRow(
@@ -94,6 +94,35 @@ def run_demo(output_dir, progress):
             "MASE of the seasonal naive forecast",
             naive_mase,
             "in-sample scale, seasonality 12",
+        ),
+        *gaussian_rows,
+    ]
+
+
+def _gaussian_head_rows(train, test, test_targets, naive_mae, progress):
+    """Trains the GaussianNLL head; returns its held-out coverage and CRPS rows."""
+    model = _trained_model(GaussianNLL(), 2, train, progress, GAUSSIAN_EPOCHS)
+    head = np.asarray(model.predict(test["inputs"], batch_size=256, verbose=0), dtype="float64")
+    scale, level = test["scale"][:, None], test["level"][:, None]
+    mu = head[..., 0] * scale + level
+    sigma = (np.logaddexp(0.0, head[..., 1]) + 1e-6) * scale
+    z_90 = statistics.NormalDist().inv_cdf(0.9)
+    inside = np.abs(test_targets - mu) <= z_90 * sigma
+    # The CRPS scales with the data: the normalised window's CRPS times its scale.
+    per_window = CRPSLoss(form="gaussian", reduction=None)(test["targets"], head.astype("float32"))
+    crps = float(np.mean(keras.ops.convert_to_numpy(per_window) * test["scale"]))
+    return [
+        DemoRow(
+            GAUSSIAN_DEMO_NAME,
+            "10-90% interval coverage (held-out)",
+            float(np.mean(inside)),
+            "nominal 0.80",
+        ),
+        DemoRow(
+            GAUSSIAN_DEMO_NAME,
+            "CRPS of the Gaussian forecast (held-out)",
+            crps,
+            f"seasonal naive MAE {naive_mae:.3f} (the CRPS of a point forecast)",
         ),
     ]
 
@@ -147,26 +176,39 @@ def _normalise(histories, targets):
     }
 
 
-def _build_model():
-    return keras.Sequential(
+def _trained_model(loss, outputs_per_step, train, progress, epochs):
+    """An MLP with ``outputs_per_step`` outputs per forecast step, fitted with ``loss``."""
+    model = keras.Sequential(
         [
             keras.Input(shape=(HISTORY,)),
             keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(HORIZON * len(QUANTILES)),
-            keras.layers.Reshape((HORIZON, len(QUANTILES))),
+            keras.layers.Dense(HORIZON * outputs_per_step),
+            keras.layers.Reshape((HORIZON, outputs_per_step)),
         ]
     )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=3e-3), loss=loss)
+    model.fit(
+        train["inputs"],
+        train["targets"],
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_EpochProgress(progress, epochs, type(loss).__name__)],
+    )
+    return model
 
 
 class _EpochProgress(keras.callbacks.Callback):
-    def __init__(self, progress, epochs):
+    def __init__(self, progress, epochs, loss_name):
         super().__init__()
         self._progress = progress
         self._epochs = epochs
+        self._loss_name = loss_name
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss", float("nan"))
-        self._progress.step(f"epoch {epoch + 1}/{self._epochs}, MQLoss {loss:.4f}")
+        self._progress.step(f"epoch {epoch + 1}/{self._epochs}, {self._loss_name} {loss:.4f}")
 
 
 def _save_plot(path, history, target, lower, median, upper):
