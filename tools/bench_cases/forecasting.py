@@ -31,7 +31,18 @@ from benchmarking import (
     torch_reference_note,
 )
 
-from dl_techniques.losses.forecasting import HuberLoss, MASELoss, MQLoss, SMAPELoss
+from dl_techniques.losses.forecasting import (
+    CRPSLoss,
+    GaussianNLL,
+    HuberLoss,
+    MASELoss,
+    MQLoss,
+    NegativeBinomialNLL,
+    PoissonNLL,
+    SMAPELoss,
+    StudentTNLL,
+    TweedieLoss,
+)
 
 
 def quantile_grid(count):
@@ -176,3 +187,210 @@ CASES = [
         warmup=10,
     )
 ]
+
+
+def inline_ensemble_crps(y_true, samples):
+    # The pairwise form, O(S^2) per element.
+    accuracy = keras.ops.mean(keras.ops.abs(samples - keras.ops.expand_dims(y_true, -1)), axis=-1)
+    pairs = keras.ops.abs(keras.ops.expand_dims(samples, -1) - keras.ops.expand_dims(samples, -2))
+    crps = accuracy - 0.5 * keras.ops.mean(pairs, axis=(-2, -1))
+    return keras.ops.mean(crps, axis=1)
+
+
+def inline_gaussian_crps(y_true, head):
+    sigma = keras.ops.softplus(head[..., 1]) + 1e-6
+    z = (y_true - head[..., 0]) / sigma
+    density = keras.ops.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+    crps = sigma * (z * keras.ops.erf(z / np.sqrt(2.0)) + 2.0 * density - 1.0 / np.sqrt(np.pi))
+    return keras.ops.mean(crps, axis=1)
+
+
+def inline_gaussian_nll(y_true, head):
+    sigma = keras.ops.softplus(head[..., 1]) + 1e-6
+    z = (y_true - head[..., 0]) / sigma
+    return keras.ops.mean(keras.ops.log(sigma) + 0.5 * np.log(2.0 * np.pi) + 0.5 * z * z, axis=1)
+
+
+def inline_poisson_without_log_factorial(counts, head):
+    rate = keras.ops.softplus(head[..., 0]) + 1e-6
+    return keras.ops.mean(rate - counts * keras.ops.log(rate), axis=1)
+
+
+def inline_tweedie(power):
+    def tweedie(counts, log_mu):
+        cross = counts * keras.ops.exp((1.0 - power) * log_mu) / (1.0 - power)
+        mean = keras.ops.exp((2.0 - power) * log_mu) / (2.0 - power)
+        target = keras.ops.power(counts, 2.0 - power) / ((1.0 - power) * (2.0 - power))
+        return keras.ops.mean(2.0 * (target - cross + mean), axis=1)
+
+    return tweedie
+
+
+def torch_distribution_references(power):
+    """``{loss name: (label, TorchReference)}``: ``torch.distributions`` in eager torch."""
+    import torch
+    import torch.nn.functional as functional
+
+    def positive(raw):
+        return functional.softplus(raw) + 1e-6
+
+    def ensemble_crps(y_true, samples):
+        accuracy = (samples - y_true.unsqueeze(-1)).abs().mean(dim=-1)
+        spread = torch.cdist(
+            samples.reshape(-1, samples.shape[-1], 1),
+            samples.reshape(-1, samples.shape[-1], 1),
+            p=1,
+        )
+        return (accuracy.reshape(-1) - 0.5 * spread.mean(dim=(-2, -1))).mean()
+
+    def gaussian_crps(y_true, head):
+        normal = torch.distributions.Normal(0.0, 1.0)
+        sigma = positive(head[..., 1])
+        z = (y_true - head[..., 0]) / sigma
+        pdf = normal.log_prob(z).exp()
+        return (sigma * (z * (2.0 * normal.cdf(z) - 1.0) + 2.0 * pdf - np.pi**-0.5)).mean()
+
+    def nll(distribution):
+        return lambda y_true, head: -distribution(head).log_prob(y_true).mean()
+
+    def negative_binomial(head):
+        mu, alpha = positive(head[..., 0]), positive(head[..., 1])
+        return torch.distributions.NegativeBinomial(1.0 / alpha, probs=mu / (mu + 1.0 / alpha))
+
+    def tweedie(counts, log_mu):
+        cross = counts * torch.exp((1.0 - power) * log_mu) / (1.0 - power)
+        mean = torch.exp((2.0 - power) * log_mu) / (2.0 - power)
+        target = counts.pow(2.0 - power) / ((1.0 - power) * (2.0 - power))
+        return (2.0 * (target - cross + mean)).mean()
+
+    distributions = {
+        "GaussianNLL": lambda h: torch.distributions.Normal(h[..., 0], positive(h[..., 1])),
+        "StudentTNLL": lambda h: torch.distributions.StudentT(
+            2.0 + functional.softplus(h[..., 2]), h[..., 0], positive(h[..., 1])
+        ),
+        "PoissonNLL": lambda h: torch.distributions.Poisson(positive(h[..., 0])),
+        "NegativeBinomialNLL": negative_binomial,
+    }
+    references = {
+        name: (f"torch {name.removesuffix('NLL')}.log_prob", TorchReference(nll(make)))
+        for name, make in distributions.items()
+    }
+    references["CRPSLoss ensemble"] = ("torch cdist CRPS", TorchReference(ensemble_crps))
+    references["CRPSLoss gaussian"] = ("torch Normal CRPS", TorchReference(gaussian_crps))
+    references["TweedieLoss"] = ("torch Tweedie deviance", TorchReference(tweedie))
+    return references
+
+
+def run_probabilistic(params, timing):
+    """CRPSLoss (ensemble and Gaussian forms), the likelihood heads and TweedieLoss.
+
+    Each is paired with an inline ``keras.ops`` formula where Keras has the ops
+    for one (it has no lgamma: StudentTNLL and NegativeBinomialNLL have none,
+    and the Poisson baseline drops ``log y!``); the ensemble baseline is the
+    pairwise O(S^2) form that CRPSLoss replaces by a sort. A second table pairs
+    each with ``torch.distributions`` (or the torch formula) in eager torch.
+    """
+    batch, horizon, samples = params["batch"], params["horizon"], params["samples"]
+    power = 1.5
+    rng = np.random.default_rng(1)
+
+    def tensor(values):
+        return keras.ops.convert_to_tensor(np.asarray(values, dtype="float32"))
+
+    target = tensor(rng.normal(size=(batch, horizon)))
+    counts = tensor(rng.poisson(3.0, size=(batch, horizon)))
+    ensemble = tensor(rng.normal(size=(batch, horizon, samples)))
+
+    def head(parameters):
+        return tensor(rng.normal(size=(batch, horizon, parameters)))
+
+    gaussian_head = head(2)
+    comparisons = [
+        (
+            "CRPSLoss ensemble",
+            CRPSLoss(),
+            "inline pairwise CRPS",
+            inline_ensemble_crps,
+            target,
+            ensemble,
+        ),
+        (
+            "CRPSLoss gaussian",
+            CRPSLoss(form="gaussian"),
+            "inline Gaussian CRPS",
+            inline_gaussian_crps,
+            target,
+            gaussian_head,
+        ),
+        (
+            "GaussianNLL",
+            GaussianNLL(),
+            "inline Gaussian NLL",
+            inline_gaussian_nll,
+            target,
+            gaussian_head,
+        ),
+        ("StudentTNLL", StudentTNLL(), None, None, target, head(3)),
+        (
+            "PoissonNLL",
+            PoissonNLL(),
+            "inline rate - y log rate",
+            inline_poisson_without_log_factorial,
+            counts,
+            head(1),
+        ),
+        ("NegativeBinomialNLL", NegativeBinomialNLL(), None, None, counts, head(2)),
+        (
+            "TweedieLoss",
+            TweedieLoss(power=power),
+            "inline Tweedie deviance",
+            inline_tweedie(power),
+            counts,
+            head(1)[..., 0],
+        ),
+    ]
+    references = torch_distribution_references(power) if torch_available() else {}
+    timed = [(name, loss, y_true, y_pred) for name, loss, _, _, y_true, y_pred in comparisons]
+    timed += [
+        (label, FunctionLoss(formula), y_true, y_pred)
+        for _, _, label, formula, y_true, y_pred in comparisons
+        if formula is not None
+    ]
+    timed += [
+        (*references[name], y_true, y_pred)
+        for name, _, _, _, y_true, y_pred in comparisons
+        if name in references
+    ]
+    medians = timing.medians([*timed, (EMPTY_STEP, empty_step, target, ensemble)])
+    timing.print_header(
+        f"batch {batch}, horizon {horizon}, {samples} ensemble samples; "
+        "forward + gradient w.r.t. y_pred"
+    )
+    print("against inline keras.ops formulas (the Poisson baseline drops log y!):")
+    pairs = [
+        (name, baseline_name)
+        for name, _, baseline_name, baseline, *_ in comparisons
+        if baseline is not None
+    ]
+    print_pair_table(pairs, medians, "us")
+    print_fixed_cost(medians)
+    print()
+    if references:
+        print("against torch.distributions and the torch formulas, eager torch, same data:")
+        pairs = [(name, references[name][0]) for name, *_ in comparisons]
+        print_pair_table(pairs, medians, "us")
+    else:
+        print(torch_reference_note())
+
+
+CASES.append(
+    Case(
+        "forecasting_probabilistic",
+        "CRPSLoss and the likelihood heads vs keras.ops formulas and torch.distributions",
+        run_probabilistic,
+        params={"batch": 512, "horizon": 64, "samples": 32},
+        quick={"batch": 8, "horizon": 12, "samples": 8},
+        repetitions=30,
+        warmup=3,
+    )
+)
