@@ -44,8 +44,7 @@ class PerSampleLoss(keras.losses.Loss):
         if not self._reduces_to_batch_mean(y_pred, sample_weight):
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
         with keras.name_scope(self.name):
-            y_true = keras.tree.map_structure(self._as_loss_tensor, y_true)
-            y_pred = keras.tree.map_structure(self._as_loss_tensor, y_pred)
+            y_true, y_pred = self._as_loss_tensors(y_true), self._as_loss_tensors(y_pred)
             value = distributed.scale_for_replicas(self.batch_mean(y_true, y_pred))
             return keras.ops.cast(value, self.dtype)
 
@@ -59,7 +58,9 @@ class PerSampleLoss(keras.losses.Loss):
         values = self.call(y_true, y_pred)
         return ops.mean(values, axis=tuple(range(len(values.shape))))
 
-    def _as_loss_tensor(self, value: Any) -> Any:
+    def _as_loss_tensors(self, value: Any) -> Any:
+        if keras.tree.is_nested(value):
+            return keras.tree.map_structure(self._as_loss_tensors, value)
         return keras.ops.convert_to_tensor(value, dtype=self.dtype)
 
     def _reduces_to_batch_mean(self, y_pred: Any, sample_weight: Any | None) -> bool:
