@@ -21,7 +21,7 @@ from dl_techniques.losses.forecasting import (
     PoissonNLL,
     StudentTNLL,
 )
-from dl_techniques.losses.forecasting._distribution_head import log_gamma
+from dl_techniques.losses.forecasting._distribution_head import log_gamma, log_gamma_increment
 
 lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 
@@ -128,8 +128,7 @@ def test_matches_torch_distributions_log_prob(case):
             keras.ops.convert_to_tensor(np.stack(parameters, axis=-1), dtype=dtype),
         )
     )
-    # float32 keeps about 1e-5 of log Gamma(r + y) - log Gamma(r) near 180.
-    tolerance = 1e-7 if dtype == "float64" else 3e-5
+    tolerance = 1e-7 if dtype == "float64" else 3e-6
     np.testing.assert_allclose(value, torch_values, rtol=tolerance, atol=tolerance)
 
 
@@ -209,7 +208,7 @@ def test_negative_binomial_tends_to_poisson_as_dispersion_vanishes():
     nearly_poisson = per_sample(
         NegativeBinomialNLL(), counts, head(raw_mu, np.full_like(raw_mu, -9.0))
     )
-    np.testing.assert_allclose(nearly_poisson, poisson, atol=2e-2)
+    np.testing.assert_allclose(nearly_poisson, poisson, atol=2e-3)
 
 
 @settings(max_examples=hypothesis_examples(20), deadline=None)
@@ -218,6 +217,20 @@ def test_log_gamma_matches_the_standard_library(x):
     value = as_numpy(log_gamma(keras.ops.convert_to_tensor([x], dtype="float32")))[0]
     exact = math.lgamma(np.float32(x))
     np.testing.assert_allclose(value, exact, rtol=2e-6, atol=1e-5)
+
+
+@settings(max_examples=hypothesis_examples(20), deadline=None)
+@given(x=st.floats(1e-3, 1e6), increment=st.floats(0.0, 1e3))
+def test_log_gamma_increment_keeps_precision_for_large_arguments(x, increment):
+    x, increment = float(np.float32(x)), float(np.float32(increment))
+    value = as_numpy(
+        log_gamma_increment(
+            keras.ops.convert_to_tensor([x], dtype="float32"),
+            keras.ops.convert_to_tensor([increment], dtype="float32"),
+        )
+    )[0]
+    exact = math.lgamma(x + increment) - math.lgamma(x)
+    np.testing.assert_allclose(value, exact, rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=hypothesis_examples(20), deadline=None)
@@ -253,10 +266,9 @@ def test_student_t_approaches_gaussian_for_many_degrees_of_freedom(seed):
     mu, raw_sigma = rng.normal(size=(2, 3)), rng.uniform(0.0, 2.0, size=(2, 3))
     y = mu + positive(raw_sigma) * np.clip(rng.normal(size=(2, 3)), -3.0, 3.0)
     gaussian = per_sample(GaussianNLL(), y, head(mu, raw_sigma))
-    # nu = 2 + softplus(1e4) = 10002: the t density differs by O(z**4 / nu) <= 0.002
-    # for |z| <= 3, and float32 keeps log Gamma(5001) to about 0.004.
+    # nu = 2 + softplus(1e4) = 10002: the t density differs by O(z**4 / nu) <= 0.002 for |z| <= 3.
     student = per_sample(StudentTNLL(), y, head(mu, raw_sigma, np.full_like(mu, 1e4)))
-    np.testing.assert_allclose(student, gaussian, atol=1e-2)
+    np.testing.assert_allclose(student, gaussian, atol=3e-3)
 
 
 @pytest.mark.parametrize("loss_class", [PoissonNLL, NegativeBinomialNLL])

@@ -56,14 +56,43 @@ def log_gamma(x: Any) -> Any:
         SIAM Journal on Numerical Analysis, Series B, 1, 86-96.
     """
     shifted = x + _LANCZOS_SHIFT
-    series = keras.ops.full_like(x, _LANCZOS_SERIES_START)
-    for offset, coefficient in enumerate(_LANCZOS_COEFFICIENTS, start=1):
-        series = series + coefficient / (x + float(offset))
     return (
         (x + 0.5) * keras.ops.log(shifted)
         - shifted
-        + keras.ops.log(math.sqrt(2.0 * math.pi) * series / x)
+        + keras.ops.log(math.sqrt(2.0 * math.pi) * _lanczos_series(x) / x)
     )
+
+
+def log_gamma_increment(x: Any, increment: Any) -> Any:
+    """``log Gamma(x + increment) - log Gamma(x)`` for ``x > 0``, ``increment >= 0``.
+
+    The difference of the two :func:`log_gamma` approximations, rearranged so
+    that their large common part cancels exactly instead of in float32:
+
+    ```
+    (x + 0.5) log(1 + d / (x + 5.5)) + d log(x + 5.5 + d) - d
+        + log(series(x + d) / series(x)) - log(1 + d / x)
+    ```
+
+    with ``d = increment``. For ``x = 1e4`` the plain difference of two
+    float32 values near 8e4 keeps about 0.01; this keeps float32 precision of
+    the result. It is exactly 0 at ``increment = 0``.
+    """
+    shifted = x + _LANCZOS_SHIFT
+    return (
+        (x + 0.5) * keras.ops.log1p(increment / shifted)
+        + increment * keras.ops.log(shifted + increment)
+        - increment
+        + keras.ops.log(_lanczos_series(x + increment) / _lanczos_series(x))
+        - keras.ops.log1p(increment / x)
+    )
+
+
+def _lanczos_series(x: Any) -> Any:
+    series = keras.ops.full_like(x, _LANCZOS_SERIES_START)
+    for offset, coefficient in enumerate(_LANCZOS_COEFFICIENTS, start=1):
+        series = series + coefficient / (x + float(offset))
+    return series
 
 
 def target_with_parameter_axis(

@@ -30,7 +30,9 @@ class StudentTNLL(_distribution_head.DistributionHeadLoss):
     which equals ``-torch.distributions.StudentT(nu, mu, sigma).log_prob(y)``;
     the loss of a sample is the mean over its non-batch axes. Keras has no
     ``lgamma`` op: ``log Gamma`` is Lanczos' approximation (relative error
-    below 2e-10 in exact arithmetic).
+    below 2e-10 in exact arithmetic), and the difference of the two
+    ``log Gamma`` terms is taken in a form that keeps float32 precision for
+    large ``nu``.
 
     Shapes: `y_pred` ``(B, ..., 3)``; `y_true` ``(B, ...)`` or ``(B, ..., 1)``.
 
@@ -71,12 +73,10 @@ class StudentTNLL(_distribution_head.DistributionHeadLoss):
         sigma = _distribution_head.positive(raw_sigma)
         nu = _MIN_DEGREES_OF_FREEDOM + keras.ops.softplus(raw_nu)
         z = (y_true - mu) / sigma
-        log_gamma = _distribution_head.log_gamma
         return (
             0.5 * (nu + 1.0) * keras.ops.log1p(keras.ops.square(z) / nu)
             + keras.ops.log(sigma)
             + 0.5 * keras.ops.log(nu)
             + _HALF_LOG_PI
-            + log_gamma(0.5 * nu)
-            - log_gamma(0.5 * (nu + 1.0))
+            - _distribution_head.log_gamma_increment(0.5 * nu, 0.5)
         )
