@@ -3,7 +3,7 @@
 Needs only Python >= 3.10 with pip and venv:
 
     python3 tools/dev.py demo    # .venv with every family and JAX, then `dl-losses demo`
-    python3 tools/dev.py checks  # only the consistency, drift, ruff and mypy checks
+    python3 tools/dev.py checks  # only the consistency, drift, ruff, mypy and docs checks
     python3 tools/dev.py test    # .venv with every family and all three backends, then
                                  # the consistency check, the generated-file drift check,
                                  # ruff and mypy beside the suite once per backend (in shards)
@@ -38,6 +38,11 @@ TEST_REQUIREMENTS = [
     "ruff~=0.17.6",
     "mypy~=2.4",
     'tomli>=2; python_version < "3.11"',
+    # The documentation site (tools/docs.py), built by the checks; never a package dependency.
+    "mkdocs~=1.6.1",
+    "mkdocs-material~=9.8.2",
+    "mkdocstrings[python]~=1.0.8",
+    "mkdocstrings-python~=2.0.11",
 ]
 DEMO_BACKEND = "jax"
 # What the `plots` extra of core installs, for the demo's PNG files.
@@ -128,11 +133,12 @@ CHECKS = (
     ("-m", "ruff", "check", "."),
     ("-m", "ruff", "format", "--check", "."),
     ("tools/typecheck.py",),
+    ("tools/docs.py",),
 )
 
 
 def checks(arguments):
-    """Runs the consistency check, the drift check, ruff and mypy; stops at the first failure."""
+    """Runs the consistency and drift checks, ruff, mypy and the docs build; stops at a failure."""
     for check in CHECKS:
         if subprocess.run([str(_python()), *check], cwd=ROOT).returncode:
             print(f"failed: {' '.join(check)}", flush=True)
@@ -286,7 +292,8 @@ def main():
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)
     checks_parser = commands.add_parser(
-        "checks", help="the consistency and drift checks, ruff and mypy, in .venv as it is"
+        "checks",
+        help="the consistency and drift checks, ruff, mypy and the strict docs build, in .venv",
     )
     checks_parser.set_defaults(run=checks)
     arguments = parser.parse_args()

@@ -1,6 +1,7 @@
-"""The ``dl-losses`` command: list, describe, check and demo installed losses."""
+"""The ``dl-losses`` command: list, describe, check, demo and plot installed losses."""
 
 import argparse
+import ast
 import importlib.metadata
 import inspect
 import pathlib
@@ -160,6 +161,71 @@ def _demo(arguments):
     return 1 if failures else 0
 
 
+def _parse_param(text):
+    key, separator, literal = text.partition("=")
+    if not separator or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    words = {"true": True, "false": False, "none": None}
+    if literal.strip().lower() in words:
+        return key.strip(), words[literal.strip().lower()]
+    try:
+        return key.strip(), ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        return key.strip(), literal
+
+
+def _number(value):
+    return f"{value:.4g}"
+
+
+def _plot(arguments):
+    from dl_techniques.losses.core import plotting
+
+    params = {}
+    for key, value in arguments.param:
+        if key in params:
+            print(f"dl-losses plot: --param {key} is given twice.", file=sys.stderr)
+            return 2
+        params[key] = value
+    points = arguments.points if arguments.points is not None else 11 if arguments.table else 101
+    try:
+        curves = plotting.loss_curves(arguments.name, params, points, arguments.x_range)
+    except plotting.PlotError as error:
+        print(f"dl-losses plot: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"{curves.title}: {curves.kind} axis, {len(curves.x)} points of {curves.x_symbol} in "
+        f"[{_number(curves.x[0])}, {_number(curves.x[-1])}]"
+    )
+    print(f"inputs: {curves.inputs}")
+    if arguments.table:
+        print(_points_table(curves))
+        return 0
+    output = pathlib.Path(arguments.output or f"{curves.name}.png")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    plotting.save_plot(curves, output)
+    rows = []
+    for curve in curves.curves:
+        values, slopes = curve.values, curve.gradients
+        extremes = (values.min(), values.max(), slopes.min(), slopes.max())
+        rows.append((curve.name, *map(_number, extremes)))
+    print(_table(("curve", "value min", "value max", "gradient min", "gradient max"), rows))
+    print(f"wrote {output}")
+    return 0
+
+
+def _points_table(curves):
+    """The sampled points: x, each loss curve's value and gradient, each reference's value."""
+    columns = [(curves.x_symbol, curves.x)]
+    for curve in curves.curves:
+        columns.append((curve.key, curve.values))
+        if not curve.reference:
+            columns.append(("d" + curve.key, curve.gradients))
+    header = [name for name, _ in columns]
+    rows = [[_number(values[index]) for _, values in columns] for index in range(len(curves.x))]
+    return _table(header, rows)
+
+
 def build_parser():
     """Returns the argument parser of ``dl-losses``."""
     parser = argparse.ArgumentParser(prog="dl-losses", description=__doc__)
@@ -186,6 +252,39 @@ def build_parser():
         "--output", default="demo-output", help="folder for the PNG plots (default: demo-output)"
     )
     demo.set_defaults(run=_demo)
+    plot = commands.add_parser(
+        "plot",
+        help="value and gradient of a loss against its prediction, beside a reference",
+        description="Draws a loss's value and gradient against the prediction on the axis of "
+        "its kind (error, probability, logit or cosine similarity) beside a reference curve "
+        "(squared and absolute error, binary cross-entropy, cosine distance).",
+    )
+    plot.add_argument("name", help='public name, or qualified "distribution:Name"')
+    plot.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_parse_param,
+        metavar="KEY=VALUE",
+        help="a constructor argument as a Python literal, repeatable "
+        "(--param delta=0.5 --param quantiles=[0.1,0.9])",
+    )
+    plot.add_argument("--output", help="the PNG to write (default: NAME.png here)")
+    plot.add_argument(
+        "--table",
+        action="store_true",
+        help="print the sampled points instead of writing a PNG (needs no matplotlib)",
+    )
+    plot.add_argument("--points", type=int, help="grid points (default: 101, or 11 with --table)")
+    plot.add_argument(
+        "--range",
+        dest="x_range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="the x range (default: the kind's, e.g. -3 3 for an error)",
+    )
+    plot.set_defaults(run=_plot)
     return parser
 
 
