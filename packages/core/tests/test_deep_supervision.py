@@ -71,7 +71,7 @@ def test_volumes_and_outputs_at_full_resolution():
     ids = RNG.integers(0, 2, size=(1, 4, 4, 4, 1)).astype("int32")
     logits = RNG.normal(size=(1, 2, 2, 2, 2)).astype("float32")
     inner = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    loss = DeepSupervision(inner, labels="class_ids")
+    loss = DeepSupervision(inner, interpolation="nearest")
 
     value = _value(loss(ids, logits))
     centres = ids[:, 1::2, 1::2, 1::2, 0]
@@ -84,8 +84,8 @@ def test_volumes_and_outputs_at_full_resolution():
 def test_bad_arguments_and_shapes_raise_naming_the_loss():
     with pytest.raises(ValueError, match="DeepSupervision: `loss` must be a keras.losses.Loss"):
         DeepSupervision("categorical_crossentropy")
-    with pytest.raises(ValueError, match="DeepSupervision: `labels`"):
-        DeepSupervision(keras.losses.CategoricalCrossentropy(), labels="nearest")
+    with pytest.raises(ValueError, match="DeepSupervision: `interpolation`"):
+        DeepSupervision(keras.losses.CategoricalCrossentropy(), interpolation="bilinear")
     loss = DeepSupervision(keras.losses.CategoricalCrossentropy())
     with pytest.raises(ValueError, match=r"integer multiple.*\(2, 4, 4, 3\).*\(2, 3, 3, 3\)"):
         loss(ONE_HOT, np.zeros((2, 3, 3, 3), dtype="float32"))
@@ -94,7 +94,7 @@ def test_bad_arguments_and_shapes_raise_naming_the_loss():
 def _case():
     return LossCase(
         DeepSupervision,
-        {"loss": keras.losses.CategoricalCrossentropy(), "labels": "probabilities"},
+        {"loss": keras.losses.CategoricalCrossentropy(), "interpolation": "area"},
         ONE_HOT,
         PROBABILITIES,
         case_id="DeepSupervision",

@@ -8,7 +8,7 @@ from dl_techniques.losses.core import validation
 from dl_techniques.losses.core.serialization import loss_instance, register_serializable
 from dl_techniques.losses.core.shapes import static_shape
 
-LABEL_KINDS = ("auto", "class_ids", "probabilities")
+INTERPOLATIONS = ("auto", "nearest", "area")
 
 
 @register_serializable
@@ -36,11 +36,11 @@ class DeepSupervision(keras.losses.Loss):
     Args:
         loss: The ``keras.losses.Loss`` to apply (a loss's Keras config dict
             is accepted too).
-        labels: ``"class_ids"`` (integer ids ``(B, H, W)`` or
-            ``(B, H, W, 1)``: nearest), ``"probabilities"`` (one-hot or soft
-            ``(B, H, W, C)``: area), or ``"auto"``: probabilities when the
-            target has the prediction's rank and its ``C > 1`` channels,
-            class ids otherwise. Defaults to ``"auto"``.
+        interpolation: ``"nearest"`` (for class ids ``(B, H, W)`` or
+            ``(B, H, W, 1)``), ``"area"`` (for one-hot or soft ``(B, H, W,
+            C)`` targets), or ``"auto"``: area when the target has the
+            prediction's rank and its ``C > 1`` channels, nearest otherwise.
+            Defaults to ``"auto"``.
         name: Name of the loss. Defaults to ``"deep_supervision_" + loss.name``.
 
     Example:
@@ -56,19 +56,19 @@ class DeepSupervision(keras.losses.Loss):
     ```
     """
 
-    def __init__(self, loss: Any, labels: str = "auto", name: str | None = None) -> None:
+    def __init__(self, loss: Any, interpolation: str = "auto", name: str | None = None) -> None:
         loss = loss_instance("DeepSupervision", "loss", loss)
-        validation.check_choice("DeepSupervision", "labels", labels, LABEL_KINDS)
+        validation.check_choice("DeepSupervision", "interpolation", interpolation, INTERPOLATIONS)
         super().__init__(name=name or f"deep_supervision_{loss.name}", reduction=None)
         self.loss = loss
-        self.labels = labels
+        self.interpolation = interpolation
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         y_true = keras.ops.convert_to_tensor(y_true)
         y_pred = keras.ops.convert_to_tensor(y_pred)
         factors = self._factors(y_true, y_pred)
         if any(factor > 1 for factor in factors):
-            if self._label_kind(y_true, y_pred) == "probabilities":
+            if self._interpolation(y_true, y_pred) == "area":
                 y_true = _block_mean(y_true, factors)
             else:
                 y_true = _block_centre(y_true, factors)
@@ -79,14 +79,14 @@ class DeepSupervision(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         return self(y_true, y_pred)
 
-    def _label_kind(self, y_true: Any, y_pred: Any) -> str:
-        if self.labels != "auto":
-            return self.labels
+    def _interpolation(self, y_true: Any, y_pred: Any) -> str:
+        if self.interpolation != "auto":
+            return self.interpolation
         true_shape, pred_shape = static_shape(y_true), static_shape(y_pred)
         channels = pred_shape[-1]
         if len(true_shape) == len(pred_shape) and true_shape[-1] == channels and channels != 1:
-            return "probabilities"
-        return "class_ids"
+            return "area"
+        return "nearest"
 
     def _factors(self, y_true: Any, y_pred: Any) -> list[int]:
         true_shape, pred_shape = static_shape(y_true), static_shape(y_pred)
@@ -122,7 +122,7 @@ class DeepSupervision(keras.losses.Loss):
     def get_config(self) -> dict[str, Any]:
         return {
             "loss": keras.saving.serialize_keras_object(self.loss),
-            "labels": self.labels,
+            "interpolation": self.interpolation,
             "name": self.name,
         }
 
