@@ -148,8 +148,9 @@ class CRPSLoss(PerSampleLoss):
                 "CRPSLoss: fair=True needs at least 2 samples on the last axis of y_pred; "
                 f"got y_pred shape {tuple(y_pred.shape)}."
             )
-        # Errors relative to y: the spread is translation invariant, and small
-        # numbers keep the rank-weighted sum below exact in float32.
+        # Errors relative to y: the spread is translation invariant, and its
+        # rank weights cancel a common offset only in exact arithmetic, so
+        # small numbers keep the weighted sum accurate in float32.
         errors = y_pred - y_true
         accuracy = keras.ops.mean(keras.ops.abs(errors), axis=-1)
         ranks = keras.ops.arange(1, num_samples + 1, dtype=errors.dtype)
