@@ -21,7 +21,10 @@ outputs); on the other backends the growth of the process's peak resident
 memory over the step (coarse: it includes allocator slack). The assigner's
 largest tensors are ``(B, G, A)``; the table divides the peak by ``4 B G A``
 bytes (one float32 ``(B, G, A)`` tensor), a ratio that stays bounded as ``G``
-grows if memory is O(B x G x A).
+grows if memory is O(B x G x A). Where ``ultralytics`` imports, its
+``v8DetectionLoss`` is timed in eager torch on the same data as the reference
+row (its loss without the batch-size factor, which this loss leaves out), and
+both values are printed once per configuration.
 """
 
 import math
@@ -38,6 +41,7 @@ from benchmarking import (
     print_ratio_table,
     torch_available,
     torch_reference_note,
+    torch_reference_step,
 )
 
 from dl_techniques.losses.vision.segmentation_loss import create_segmentation_loss_function
@@ -179,6 +183,56 @@ def peak_rss_growth(loss, gt, head):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
 
+def ultralytics_reference(gt, image_size, classes, reg_max):
+    """``TorchReference`` of Ultralytics' ``v8DetectionLoss`` on ``gt``, or None without it.
+
+    The padded ``(B, G, 5)`` rows become its batch dict (normalised centre
+    boxes of the valid rows, built once); the head ``(B, A, 4 reg_max + C)``
+    becomes its ``boxes``/``scores`` channel-first maps and ``feats`` (whose
+    shapes alone give the grid).
+    """
+    try:
+        import torch
+        from ultralytics.utils.loss import v8DetectionLoss
+    except ImportError:
+        return None
+    import types
+
+    head = types.SimpleNamespace(
+        stride=torch.tensor([8.0, 16.0, 32.0]), nc=classes, reg_max=reg_max
+    )
+    model = types.SimpleNamespace(
+        args=types.SimpleNamespace(box=7.5, cls=0.5, dfl=1.5),
+        model=[head],
+        parameters=lambda: iter([torch.zeros(1)]),
+    )
+    criterion = v8DetectionLoss(model)
+    rows = np.asarray(keras.ops.convert_to_numpy(gt), "float32")
+    image_index, row_index = np.nonzero(rows[..., 0] >= 0)
+    valid = rows[image_index, row_index]
+    centres = (valid[:, 1:3] + valid[:, 3:5]) / 2.0 / image_size
+    sizes = (valid[:, 3:5] - valid[:, 1:3]) / image_size
+    batch_dict = {
+        "batch_idx": torch.from_numpy(image_index.astype("float32")),
+        "cls": torch.from_numpy(valid[:, :1].copy()),
+        "bboxes": torch.from_numpy(np.concatenate([centres, sizes], -1).astype("float32")),
+    }
+    feats = [
+        torch.empty((rows.shape[0], 0, image_size // stride, image_size // stride))
+        for stride in (8, 16, 32)
+    ]
+
+    def reference(y_true, y_pred):
+        preds = {
+            "boxes": y_pred[..., : 4 * reg_max].permute(0, 2, 1),
+            "scores": y_pred[..., 4 * reg_max :].permute(0, 2, 1),
+            "feats": feats,
+        }
+        return criterion.get_assigned_targets_and_loss(preds, batch_dict)[1].sum()
+
+    return TorchReference(reference)
+
+
 def run_yolo(params, timing):
     image_size, classes = params["image_size"], params["classes"]
     loss = YOLOv12MultiTaskLoss(
@@ -191,9 +245,7 @@ def run_yolo(params, timing):
         f"{image_size}x{image_size} input ({num_anchors} anchors), {classes} classes; "
         "forward + gradient w.r.t. the head"
     )
-    header = f"{'B x G':<9}{'ms/step':>10}{'peak MiB':>11}{'peak / (4 B G A)':>18}"
-    print(header)
-    print("-" * len(header))
+    rows = []
     for config in params["configs"].split(","):
         batch, boxes = (int(part) for part in config.split("x"))
         gt, head = random_detection_batch(
@@ -202,11 +254,38 @@ def run_yolo(params, timing):
         peak = (
             jax_step_bytes(loss, gt, head) if backend == "jax" else peak_rss_growth(loss, gt, head)
         )
-        seconds = timing.medians([(config, loss, gt, head)])[config]
-        unit = 4 * batch * boxes * num_anchors
+        pairs = [(config, loss, gt, head)]
+        reference = ultralytics_reference(gt, image_size, classes, loss.reg_max)
+        if reference is not None:
+            pairs.append(("ultralytics", reference, gt, head))
+            step, torch_gt, torch_head = torch_reference_step(reference, gt, head)
+            value = float(keras.ops.convert_to_numpy(loss(gt, head)))
+            reference_value = float(step(torch_head, torch_gt)[0].detach())
+            print(f"{config}: loss {value:.6f}, v8DetectionLoss {reference_value:.6f}")
+        medians = timing.medians(pairs)
+        rows.append((config, medians[config], medians.get("ultralytics"), peak, batch * boxes))
+    if all(row[2] is None for row in rows):
+        print("ultralytics is not installed here: no v8DetectionLoss reference column")
+    header = (
+        f"{'B x G':<9}{'ms/step':>10}{'v8 ms':>9}{'ratio':>7}{'peak MiB':>11}"
+        f"{'peak / (4 B G A)':>18}"
+    )
+    print(header)
+    print("-" * len(header))
+    for config, seconds, reference_seconds, peak, pairs_count in rows:
+        unit = 4 * pairs_count * num_anchors
         peak_text = "n/a" if peak is None else f"{peak / 2**20:.0f}"
         ratio_text = "n/a" if peak is None else f"{peak / unit:.1f}"
-        print(f"{config:<9}{seconds * 1e3:>10.1f}{peak_text:>11}{ratio_text:>18}", flush=True)
+        if reference_seconds is None:
+            reference_text, speed_text = "n/a", "n/a"
+        else:
+            reference_text = f"{reference_seconds * 1e3:.1f}"
+            speed_text = f"{seconds / reference_seconds:.2f}"
+        print(
+            f"{config:<9}{seconds * 1e3:>10.1f}{reference_text:>9}{speed_text:>7}"
+            f"{peak_text:>11}{ratio_text:>18}",
+            flush=True,
+        )
 
 
 CASES = [

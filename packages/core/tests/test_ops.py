@@ -255,3 +255,52 @@ def test_mean_matches_numpy_and_spreads_the_gradient_evenly(axis):
     np.testing.assert_allclose(result, values.astype("float64").mean(axis=axis), rtol=1e-6)
     count = values.size // result.size
     np.testing.assert_allclose(gradient, np.full(values.shape, 1.0 / count), rtol=1e-6)
+
+
+PAIR_FIRST = RNG.normal(size=(2, 3, 4)).astype("float32")
+PAIR_SECOND = RNG.normal(size=(2, 5, 4)).astype("float32")
+PAIR_MASK = RNG.uniform(size=(2, 3, 5)) < 0.4
+PAIR_MASK[1, 2] = False
+
+
+def pair_dot_plus_one(first, second):
+    return keras.ops.sum(first * second, axis=-1) + 1.0
+
+
+@pytest.mark.parametrize("function", [ops.pairwise_where, ops.pairwise_where_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_pairwise_where_evaluates_the_masked_pairs_and_zeros_the_rest(function, compiled):
+    weights = RNG.normal(size=PAIR_MASK.shape).astype("float32")
+    second = keras.ops.convert_to_tensor(PAIR_SECOND)
+    mask = keras.ops.convert_to_tensor(PAIR_MASK)
+
+    values = as_numpy(function(mask, pair_dot_plus_one, PAIR_FIRST, second))
+    gradient = backend_gradient(
+        lambda first: keras.ops.sum(
+            function(mask, pair_dot_plus_one, first, second) * keras.ops.convert_to_tensor(weights)
+        ),
+        PAIR_FIRST,
+        compiled=compiled,
+    )
+
+    first64, second64 = PAIR_FIRST.astype("float64"), PAIR_SECOND.astype("float64")
+    expected = np.where(PAIR_MASK, np.einsum("bif,bjf->bij", first64, second64) + 1.0, 0.0)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(values[~PAIR_MASK] == 0.0)
+    expected_gradient = np.einsum("bij,bjf->bif", np.where(PAIR_MASK, weights, 0.0), second64)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
+
+
+def test_pairwise_where_calls_its_function_on_the_masked_pairs_only_where_native():
+    shapes = []
+
+    def recording(first, second):
+        shapes.append(tuple(first.shape))
+        return pair_dot_plus_one(first, second)
+
+    ops.pairwise_where(keras.ops.convert_to_tensor(PAIR_MASK), recording, PAIR_FIRST, PAIR_SECOND)
+
+    if BACKEND in ops.native_backends("pairwise_where"):
+        assert shapes == [(int(PAIR_MASK.sum()), 4)]
+    else:
+        assert shapes == [(2, 3, 1, 4)]

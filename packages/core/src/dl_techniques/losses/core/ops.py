@@ -19,6 +19,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
   autograd function that keeps only each pixel's slope for the backward pass.
+- ``pairwise_where``: ``torch.nonzero`` of the mask, the function on the
+  gathered pairs only, and one ``index_put`` into zeros.
 - ``sort_descending``: ``torch.sort`` and one gather per carried tensor. (On
   XLA's CPU backend one ``jax.lax.sort`` carrying every tensor as an operand
   was 1.4x slower than the argsort and gathers of the reference, measured on
@@ -47,6 +49,8 @@ __all__ = [
     "huber_reference",
     "mean",
     "native_backends",
+    "pairwise_where",
+    "pairwise_where_reference",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_reference",
     "softmax_cross_entropy",
@@ -317,6 +321,44 @@ def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
     return keras.ops.sum(values, axis=axes) * (1.0 / count)
 
 
+def pairwise_where(mask: Any, function: Callable[[Any, Any], Any], first: Any, second: Any) -> Any:
+    """``function`` of each masked pair of rows, zero elsewhere: ``(B, N, M)``.
+
+    ```
+    out[b, i, j] = function(first[b, i], second[b, j])   where mask[b, i, j]
+                 = 0                                      elsewhere
+    ```
+
+    ``function`` maps rows ``(..., F1)`` and ``(..., F2)`` to ``(...)``, each
+    pair from its own two rows alone. The native path gathers the masked
+    pairs (a dynamic count) and calls ``function`` on them only, so a sparse
+    mask costs the pairs it holds rather than ``B N M``; the reference calls
+    it on every pair by broadcasting. Both paths apply the same elementwise
+    operations to each pair, so they give the same values; the gradient
+    reaches ``first`` and ``second`` through the masked pairs.
+
+    Args:
+        mask: ``(B, N, M)`` boolean.
+        function: ``function(first_rows, second_rows) -> values``.
+        first: ``(B, N, F1)``.
+        second: ``(B, M, F2)``.
+
+    Returns:
+        ``(B, N, M)`` in the dtype of ``function``'s values.
+    """
+    return _dispatch("pairwise_where", pairwise_where_reference)(mask, function, first, second)
+
+
+def pairwise_where_reference(
+    mask: Any, function: Callable[[Any, Any], Any], first: Any, second: Any
+) -> Any:
+    """:func:`pairwise_where` in ``keras.ops``: ``function`` on every pair, then a ``where``."""
+    first = keras.ops.convert_to_tensor(first)
+    second = keras.ops.convert_to_tensor(second)
+    values = function(first[:, :, None, :], second[:, None, :, :])
+    return keras.ops.where(mask, values, keras.ops.zeros_like(values))
+
+
 def native_backends(primitive: str) -> tuple[str, ...]:
     """The backends on which ``primitive`` (a function name here) runs a native kernel."""
     if primitive not in _NATIVE_NAMES:
@@ -529,9 +571,18 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
             *(torch.gather(tensor, -1, order).detach() for tensor in carried),
         )
 
+    def pairwise_where(mask, function, first, second):
+        first = keras.ops.convert_to_tensor(first)
+        second = torch.as_tensor(second, device=first.device)
+        mask = torch.as_tensor(mask, device=first.device).bool()
+        batch, rows, columns = torch.nonzero(mask, as_tuple=True)
+        values = function(first[batch, rows], second[batch, columns])
+        return values.new_zeros(mask.shape).index_put((batch, rows, columns), values)
+
     return {
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
+        "pairwise_where": pairwise_where,
         "huber": huber,
         "huber_mean": huber_mean,
         "lovasz_absolute_errors": lovasz_absolute_errors,
@@ -583,5 +634,6 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "huber": frozenset({"torch"}),
     "huber_mean": frozenset({"torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),
+    "pairwise_where": frozenset({"torch"}),
     "sort_descending": frozenset({"torch"}),
 }

@@ -51,6 +51,23 @@ def complete_iou(first, second):
     constant (no gradient), as in Zheng et al. and Ultralytics; heights are
     floored at 1e-7 and 1e-7 is added to the union and to ``d^2``.
     """
+    return _complete_iou(first, second, None, None)
+
+
+def aspect_angle(boxes):
+    """``atan(w / h)`` of ``boxes (..., 4)``, ``(...)``, the height floored at 1e-7 as in CIoU."""
+    x1, y1, x2, y2 = _unstack(boxes)
+    return keras.ops.arctan((x2 - x1) / keras.ops.maximum(y2 - y1, IOU_EPS))
+
+
+def complete_iou_with_angles(first, second, first_angle, second_angle):
+    """:func:`complete_iou` given each box's :func:`aspect_angle`, computed once per box."""
+    return _complete_iou(first, second, first_angle, second_angle)
+
+
+def _complete_iou(first, second, first_angle, second_angle):
+    # Angles left None are computed here from the same widths and heights as
+    # the IoU, so that the gradient of complete_iou has one path per input.
     x1_a, y1_a, x2_a, y2_a = _unstack(first)
     x1_b, y1_b, x2_b, y2_b = _unstack(second)
     width_a, height_a = x2_a - x1_a, keras.ops.maximum(y2_a - y1_a, IOU_EPS)
@@ -64,9 +81,11 @@ def complete_iou(first, second):
     enclosing_h = keras.ops.maximum(y2_a, y2_b) - keras.ops.minimum(y1_a, y1_b)
     diagonal = enclosing_w**2 + enclosing_h**2 + IOU_EPS
     centre_distance = ((x1_b + x2_b - x1_a - x2_a) ** 2 + (y1_b + y2_b - y1_a - y2_a) ** 2) / 4.0
-    aspect = (4.0 / math.pi**2) * (
-        keras.ops.arctan(width_b / height_b) - keras.ops.arctan(width_a / height_a)
-    ) ** 2
+    if first_angle is None:
+        first_angle = keras.ops.arctan(width_a / height_a)
+    if second_angle is None:
+        second_angle = keras.ops.arctan(width_b / height_b)
+    aspect = (4.0 / math.pi**2) * (second_angle - first_angle) ** 2
     alpha = keras.ops.stop_gradient(aspect / (aspect - iou + (1.0 + IOU_EPS)))
     return iou - (centre_distance / diagonal + aspect * alpha)
 
@@ -82,13 +101,15 @@ def distribution_focal_loss(box_logits, target_distances, reg_max):
     target = keras.ops.clip(target_distances, 0.0, reg_max - 1 - DISTANCE_MARGIN)
     left_bin = keras.ops.floor(target)
     left_weight = left_bin + 1.0 - target
-    left_index = keras.ops.cast(left_bin, "int32")
-    bin_weights = left_weight[..., None] * keras.ops.one_hot(
-        left_index, reg_max, dtype=log_probabilities.dtype
-    ) + (1.0 - left_weight)[..., None] * keras.ops.one_hot(
-        left_index + 1, reg_max, dtype=log_probabilities.dtype
+    # A NaN target reads bin 0 (its weights keep the NaN), never an invalid index.
+    left_index = keras.ops.cast(keras.ops.where(target == target, left_bin, 0.0), "int32")[
+        ..., None
+    ]
+    # One gather of the two bins per side, not a one-hot over the reg_max bins.
+    bin_logs = keras.ops.take_along_axis(
+        log_probabilities, keras.ops.concatenate([left_index, left_index + 1], axis=-1), axis=-1
     )
-    per_side = -keras.ops.sum(bin_weights * log_probabilities, axis=-1)
+    per_side = -(left_weight * bin_logs[..., 0] + (1.0 - left_weight) * bin_logs[..., 1])
     return keras.ops.mean(per_side, axis=-1)
 
 

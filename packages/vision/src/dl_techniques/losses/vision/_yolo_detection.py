@@ -36,8 +36,9 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     points, strides = _yolo_anchors.anchor_points(input_shape, dtype=dtype)
     strides = strides[:, None]
     grid_points = points / strides
-    box_logits = prediction[..., : 4 * reg_max]
-    class_logits = prediction[..., 4 * reg_max :]
+    # One split: its gradient is one concatenation, where two slices would each
+    # write a zero-filled gradient of the whole head in eager torch.
+    box_logits, class_logits = keras.ops.split(prediction, [4 * reg_max], axis=-1)
     # Ultralytics regresses in stride units: a box of one cell is 1 wide on every level.
     pred_boxes = _yolo_boxes.distances_to_boxes(
         grid_points, _yolo_boxes.expected_distances(box_logits, reg_max)
