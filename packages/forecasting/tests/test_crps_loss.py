@@ -16,7 +16,7 @@ from dl_techniques.losses.core.testing.numeric import (
     gradient_dtype,
     hypothesis_examples,
 )
-from dl_techniques.losses.forecasting import CRPSLoss, GaussianNLL
+from dl_techniques.losses.forecasting import CRPSLoss
 
 TARGETS = np.array([[0.0, 1.5, -2.0], [3.0, 0.25, 1.0]])
 SAMPLES = np.array(
@@ -222,13 +222,6 @@ def test_gaussian_scales_with_sigma_and_stays_within_its_bounds(seed, log_scale)
     spread_bound = sigma * (math.sqrt(2.0 / math.pi) - 1.0 / math.sqrt(math.pi))
     assert np.all(base >= 0.0)
     assert np.all(base <= (np.abs(y - mu) + spread_bound).mean(axis=1) + 1e-5)
-
-
-def test_gaussian_form_takes_the_gaussian_nll_head_layout():
-    head = np.array([[[0.5, 0.1], [1.0, -0.4]]], "float32")
-    y = np.array([[0.0, 2.0]], "float32")
-    assert per_sample(CRPSLoss(form="gaussian"), y, head).shape == (1,)
-    assert per_sample(GaussianNLL(), y, head).shape == (1,)
 
 
 def test_config_round_trip_keeps_every_argument():
