@@ -73,6 +73,8 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "create_yolov12_multitask_loss",
         "UncertaintyWeightingLayer",
         "MultiTaskModel",
+        "BoxIoULoss",
+        "VarifocalLoss",
     ),
 }
 # end generated

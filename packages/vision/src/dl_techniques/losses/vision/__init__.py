@@ -1,6 +1,7 @@
-"""Vision losses: affine-invariant depth, the segmentation loss factory, YOLOv12 multi-task."""
+"""Vision losses: affine-invariant depth, segmentation, box regression, YOLOv12 multi-task."""
 
 from dl_techniques.losses.vision.affine_invariant_loss import AffineInvariantLoss
+from dl_techniques.losses.vision.box_iou_loss import BoxIoULoss
 from dl_techniques.losses.vision.multi_task_model import MultiTaskModel
 from dl_techniques.losses.vision.segmentation_loss import (
     SegmentationLoss,
@@ -9,6 +10,7 @@ from dl_techniques.losses.vision.segmentation_loss import (
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 from dl_techniques.losses.vision.segmentation_losses import SegmentationLosses
 from dl_techniques.losses.vision.uncertainty_weighting_layer import UncertaintyWeightingLayer
+from dl_techniques.losses.vision.varifocal_loss import VarifocalLoss
 from dl_techniques.losses.vision.yolov12_multitask_loss import (
     YOLOv12MultiTaskLoss,
     create_yolov12_multitask_loss,
@@ -17,11 +19,13 @@ from dl_techniques.losses.vision.yolov12_multitask_loss import (
 # The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "AffineInvariantLoss",
+    "BoxIoULoss",
     "MultiTaskModel",
     "SegmentationLoss",
     "SegmentationLossConfig",
     "SegmentationLosses",
     "UncertaintyWeightingLayer",
+    "VarifocalLoss",
     "YOLOv12MultiTaskLoss",
     "create_segmentation_loss_function",
     "create_yolov12_multitask_loss",
