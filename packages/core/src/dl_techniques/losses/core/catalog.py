@@ -52,6 +52,13 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "StableMaxCrossEntropy",
         "create_hrm_loss",
     ),
+    "metric_learning": (
+        "TripletLoss",
+        "ContrastivePairLoss",
+        "ArcFace",
+        "CosFace",
+        "SubCenterArcFace",
+    ),
     "self_supervised": (
         "CLIPContrastiveLoss",
         "SigLIPContrastiveLoss",
