@@ -163,3 +163,62 @@ CASES = [
         warmup=10,
     ),
 ]
+
+
+def run_hinge_r1(params, timing):
+    from dl_techniques.losses.generative.hinge_gan_loss import HingeGANLoss
+    from dl_techniques.losses.generative.non_saturating_gan_loss import NonSaturatingGANLoss
+    from dl_techniques.losses.generative.r1_penalty import r1_penalty
+
+    batch, features, hidden = params["batch"], params["features"], params["hidden"]
+    critic, weight_count = critic_fn(features, hidden)
+    rng = np.random.default_rng(1)
+    samples = keras.ops.convert_to_tensor(rng.normal(size=(2 * batch, features)).astype("float32"))
+    weights = keras.ops.convert_to_tensor(
+        rng.normal(scale=0.1, size=weight_count).astype("float32")
+    )
+
+    def adversarial(loss):
+        def step(real_and_fake, critic_weights):
+            scores = critic(real_and_fake, critic_weights)
+            # Labels built from the traced scores: 1 for the real half, 0 for the fake one.
+            labels = keras.ops.concatenate(
+                [keras.ops.ones_like(scores[:batch]), keras.ops.zeros_like(scores[batch:])]
+            )
+            return loss(labels, scores)
+
+        return step
+
+    def with_r1(loss):
+        def step(real_and_fake, critic_weights):
+            penalty = r1_penalty(
+                lambda values: critic(values, critic_weights), real_and_fake[:batch], gamma=10.0
+            )
+            return adversarial(loss)(real_and_fake, critic_weights) + penalty
+
+        return step
+
+    steps = [
+        ("hinge + R1", with_r1(HingeGANLoss())),
+        ("non-saturating", adversarial(NonSaturatingGANLoss())),
+        ("hinge", adversarial(HingeGANLoss())),
+    ]
+    medians = timing.medians([(label, fn, samples, weights) for label, fn in steps])
+    timing.print_header(
+        f"critic {features}-{hidden}-{hidden}-1, batch {batch} real + {batch} fake; "
+        "loss + gradient w.r.t. the critic weights"
+    )
+    print_ratio_table("critic step", [label for label, _ in steps], medians, "hinge")
+
+
+CASES.append(
+    Case(
+        "hinge-r1",
+        "a hinge critic step with R1 on the real half, and the non-saturating loss, vs hinge alone",
+        run_hinge_r1,
+        params={"batch": 256, "features": 2, "hidden": 128},
+        quick={"batch": 16, "hidden": 8},
+        repetitions=200,
+        warmup=10,
+    )
+)

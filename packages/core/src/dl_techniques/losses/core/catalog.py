@@ -51,6 +51,9 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "HRMLoss",
         "StableMaxCrossEntropy",
         "create_hrm_loss",
+        "HingeGANLoss",
+        "NonSaturatingGANLoss",
+        "r1_penalty",
     ),
     "metric_learning": (
         "TripletLoss",
