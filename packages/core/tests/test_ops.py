@@ -6,14 +6,19 @@ function (native where ``native_backends`` lists the backend), its
 autodiff, eager and compiled, against numpy's analytic gradient.
 """
 
+import math
+
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dl_techniques.losses.core import ops
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
     backend_gradient,
+    hypothesis_examples,
     log_softmax,
     sigmoid,
     softmax,
@@ -199,6 +204,7 @@ def _native_kernels():
             (functional, "huber_loss", "huber"),
             (functional, "huber_loss", "huber_mean"),
             (torch, "sort", "sort_descending"),
+            (torch, "lgamma", "lgamma"),
         ]
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -206,9 +212,12 @@ def _native_kernels():
         return [
             (tf.nn, "sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy"),
             (tf.nn, "sigmoid_cross_entropy_with_logits", "sigmoid_cross_entropy"),
+            (tf.math, "lgamma", "lgamma"),
         ]
-    # jax runs every reference: XLA fuses the keras.ops chains under jit.
-    return []
+    # jax runs the references, which XLA fuses under jit, except lgamma.
+    import jax
+
+    return [(jax.lax, "lgamma", "lgamma")]
 
 
 def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
@@ -229,6 +238,7 @@ def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
     ops.huber(keras.ops.zeros_like(logits), logits, 1.0)
     ops.huber_mean(keras.ops.zeros_like(logits), logits, 1.0)
     ops.sort_descending(logits, logits)
+    ops.lgamma(keras.ops.abs(logits) + 1.0)
 
     # The primitives above are called in the order _native_kernels lists them.
     assert called == [attribute for _, attribute, _ in kernels]
@@ -240,6 +250,7 @@ def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
             "huber",
             "huber_mean",
             "sort_descending",
+            "lgamma",
         )
         if BACKEND in ops.native_backends(name)
     )
@@ -304,3 +315,44 @@ def test_pairwise_where_calls_its_function_on_the_masked_pairs_only_where_native
         assert shapes == [(int(PAIR_MASK.sum()), 4)]
     else:
         assert shapes == [(2, 3, 1, 4)]
+
+
+@settings(max_examples=hypothesis_examples(20), deadline=None)
+@given(x=st.floats(1e-4, 1e4))
+def test_lgamma_and_its_reference_match_the_standard_library(x):
+    exact = math.lgamma(np.float32(x))
+    for function in (ops.lgamma, ops.lgamma_reference):
+        value = as_numpy(function(keras.ops.convert_to_tensor([x], dtype="float32")))[0]
+        np.testing.assert_allclose(value, exact, rtol=2e-6, atol=1e-5)
+
+
+@settings(max_examples=hypothesis_examples(20), deadline=None)
+@given(x=st.floats(1e-3, 1e6), increment=st.floats(0.0, 1e3))
+def test_lgamma_increment_keeps_precision_for_large_arguments(x, increment):
+    x, increment = float(np.float32(x)), float(np.float32(increment))
+    value = as_numpy(
+        ops.lgamma_increment(
+            keras.ops.convert_to_tensor([x], dtype="float32"),
+            keras.ops.convert_to_tensor([increment], dtype="float32"),
+        )
+    )[0]
+    exact = math.lgamma(x + increment) - math.lgamma(x)
+    np.testing.assert_allclose(value, exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("function", [ops.lgamma, ops.lgamma_reference])
+def test_lgamma_gradient_is_the_digamma_function(function):
+    x = np.array([0.5, 1.0, 3.0, 40.0], dtype="float32")
+
+    gradient = backend_gradient(lambda t: keras.ops.sum(function(t)), x)
+
+    # digamma(0.5) = -gamma - 2 log 2, digamma(1) = -gamma, digamma(3) = 1.5 - gamma,
+    # digamma(40) = H_39 - gamma.
+    euler = 0.5772156649015329
+    expected = [
+        -euler - 2 * math.log(2),
+        -euler,
+        1.5 - euler,
+        sum(1 / k for k in range(1, 40)) - euler,
+    ]
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5)

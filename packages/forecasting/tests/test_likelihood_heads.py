@@ -21,7 +21,6 @@ from dl_techniques.losses.forecasting import (
     PoissonNLL,
     StudentTNLL,
 )
-from dl_techniques.losses.forecasting._distribution_head import log_gamma, log_gamma_increment
 
 lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 
@@ -209,28 +208,6 @@ def test_negative_binomial_tends_to_poisson_as_dispersion_vanishes():
         NegativeBinomialNLL(), counts, head(raw_mu, np.full_like(raw_mu, -9.0))
     )
     np.testing.assert_allclose(nearly_poisson, poisson, atol=2e-3)
-
-
-@settings(max_examples=hypothesis_examples(20), deadline=None)
-@given(x=st.floats(1e-4, 1e4))
-def test_log_gamma_matches_the_standard_library(x):
-    value = as_numpy(log_gamma(keras.ops.convert_to_tensor([x], dtype="float32")))[0]
-    exact = math.lgamma(np.float32(x))
-    np.testing.assert_allclose(value, exact, rtol=2e-6, atol=1e-5)
-
-
-@settings(max_examples=hypothesis_examples(20), deadline=None)
-@given(x=st.floats(1e-3, 1e6), increment=st.floats(0.0, 1e3))
-def test_log_gamma_increment_keeps_precision_for_large_arguments(x, increment):
-    x, increment = float(np.float32(x)), float(np.float32(increment))
-    value = as_numpy(
-        log_gamma_increment(
-            keras.ops.convert_to_tensor([x], dtype="float32"),
-            keras.ops.convert_to_tensor([increment], dtype="float32"),
-        )
-    )[0]
-    exact = math.lgamma(x + increment) - math.lgamma(x)
-    np.testing.assert_allclose(value, exact, rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=hypothesis_examples(20), deadline=None)

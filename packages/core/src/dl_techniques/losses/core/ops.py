@@ -15,6 +15,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   and smoothing inside the kernel); ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
 - ``sigmoid_cross_entropy``: ``torch.nn.functional.binary_cross_entropy_with_logits``;
   ``tf.nn.sigmoid_cross_entropy_with_logits``.
+- ``lgamma``: ``torch.lgamma``, ``tf.math.lgamma``, ``jax.lax.lgamma`` (Keras
+  has no op; the reference is Lanczos' approximation).
 - ``huber`` and ``huber_mean``: ``torch.nn.functional.huber_loss`` (``reduction``
   ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
@@ -35,10 +37,22 @@ Every function works eagerly and under ``tf.function``, ``jax.jit`` and
 """
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import keras
+
+_LANCZOS_SHIFT = 5.5
+_LANCZOS_SERIES_START = 1.000000000190015
+_LANCZOS_COEFFICIENTS = (
+    76.18009172947146,
+    -86.50532032941677,
+    24.01409824083091,
+    -1.231739572450155,
+    1.208650973866179e-3,
+    -5.395239384953e-6,
+)
 
 __all__ = [
     "huber",
@@ -47,6 +61,9 @@ __all__ = [
     "huber_mean",
     "huber_mean_reference",
     "huber_reference",
+    "lgamma",
+    "lgamma_increment",
+    "lgamma_reference",
     "mean",
     "native_backends",
     "pairwise_where",
@@ -292,6 +309,75 @@ def lovasz_absolute_errors_reference(
         None if weights is None else keras.ops.transpose(weights, (0, 2, 1)),
     )
     return keras.ops.sum(rows * keras.ops.stop_gradient(increments), axis=-1)
+
+
+def lgamma(x: Any) -> Any:
+    """``log Gamma(x)`` elementwise, for ``x > 0``; its gradient is the digamma function.
+
+    Args:
+        x: Positive floats.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``.
+    """
+    return _dispatch("lgamma", lgamma_reference)(x)
+
+
+def lgamma_reference(x: Any) -> Any:
+    """:func:`lgamma` in ``keras.ops``: Lanczos' approximation, ``g = 5``, six terms.
+
+    ```
+    log Gamma(x) = (x + 0.5) log(x + 5.5) - (x + 5.5)
+                   + log(sqrt(2 pi) (c_0 + sum_j c_j / (x + j)) / x)
+    ```
+
+    relative error below 2e-10 for every ``x > 0`` (Press et al., Numerical
+    Recipes, 2nd ed., section 6.1; Lanczos, 1964, SIAM J. Numer. Anal. B 1).
+    """
+    x = keras.ops.convert_to_tensor(x)
+    shifted = x + _LANCZOS_SHIFT
+    return (
+        (x + 0.5) * keras.ops.log(shifted)
+        - shifted
+        + keras.ops.log(math.sqrt(2.0 * math.pi) * _lanczos_series(x) / x)
+    )
+
+
+def lgamma_increment(x: Any, increment: Any) -> Any:
+    """``log Gamma(x + d) - log Gamma(x)`` for ``x > 0``, ``d >= 0``, at float32 precision.
+
+    The difference of two Lanczos approximations, rearranged so that their
+    large common part cancels exactly instead of in float32:
+
+    ```
+    (x + 0.5) log(1 + d / (x + 5.5)) + d log(x + 5.5 + d) - d
+        + log(series(x + d) / series(x)) - log(1 + d / x)
+    ```
+
+    For ``x = 1e4`` the difference of two float32 values of ``lgamma`` near
+    8e4 keeps about 0.01; this keeps float32 precision of the result, and is
+    exactly 0 at ``d = 0``. No backend has a fused kernel for it.
+
+    Args:
+        x: Positive floats.
+        increment: Non-negative floats ``d``, broadcastable with ``x``.
+    """
+    x = keras.ops.convert_to_tensor(x)
+    shifted = x + _LANCZOS_SHIFT
+    return (
+        (x + 0.5) * keras.ops.log1p(increment / shifted)
+        + increment * keras.ops.log(shifted + increment)
+        - increment
+        + keras.ops.log(_lanczos_series(x + increment) / _lanczos_series(x))
+        - keras.ops.log1p(increment / x)
+    )
+
+
+def _lanczos_series(x: Any) -> Any:
+    series = keras.ops.full_like(x, _LANCZOS_SERIES_START)
+    for offset, coefficient in enumerate(_LANCZOS_COEFFICIENTS, start=1):
+        series = series + coefficient / (x + float(offset))
+    return series
 
 
 def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
@@ -579,7 +665,11 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         values = function(first[batch, rows], second[batch, columns])
         return values.new_zeros(mask.shape).index_put((batch, rows, columns), values)
 
+    def lgamma(x):
+        return torch.lgamma(keras.ops.convert_to_tensor(x))
+
     return {
+        "lgamma": lgamma,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
         "pairwise_where": pairwise_where,
@@ -615,7 +705,11 @@ def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
         labels = tf.cast(labels, logits.dtype)
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
 
+    def lgamma(x):
+        return tf.math.lgamma(tf.convert_to_tensor(x))
+
     return {
+        "lgamma": lgamma,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
     }
@@ -624,15 +718,28 @@ def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
 # Elements of the classes the torch kernel sorts at once.
 _LOVASZ_CHUNK_ELEMENTS = 2**19
 
+
+@functools.cache
+def _jax_natives() -> dict[str, Callable[..., Any]]:
+    import jax
+
+    def lgamma(x):
+        return jax.lax.lgamma(keras.ops.convert_to_tensor(x))
+
+    return {"lgamma": lgamma}
+
+
 _NATIVE_LOADERS: dict[str, Callable[[], dict[str, Callable[..., Any]]]] = {
     "torch": _torch_natives,
     "tensorflow": _tensorflow_natives,
+    "jax": _jax_natives,
 }
 _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
     "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
     "huber": frozenset({"torch"}),
     "huber_mean": frozenset({"torch"}),
+    "lgamma": frozenset({"jax", "tensorflow", "torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),
     "pairwise_where": frozenset({"torch"}),
     "sort_descending": frozenset({"torch"}),

@@ -6,7 +6,6 @@ of `y_pred` without that axis (or with a trailing 1 in its place). Positive
 parameters are mapped from the raw values with ``softplus(raw) + 1e-6``.
 """
 
-import math
 from typing import Any
 
 import keras
@@ -18,81 +17,10 @@ from dl_techniques.losses.forecasting import _per_sample
 SCALE_FLOOR = 1e-6
 """Added to ``softplus(raw)`` so that a scale or rate is never exactly 0."""
 
-_LANCZOS_SHIFT = 5.5
-_LANCZOS_SERIES_START = 1.000000000190015
-_LANCZOS_COEFFICIENTS = (
-    76.18009172947146,
-    -86.50532032941677,
-    24.01409824083091,
-    -1.231739572450155,
-    1.208650973866179e-3,
-    -5.395239384953e-6,
-)
-
 
 def positive(raw: Any) -> Any:
     """Maps raw head outputs to positive parameters: ``softplus(raw) + 1e-6``."""
     return keras.ops.softplus(raw) + SCALE_FLOOR
-
-
-def log_gamma(x: Any) -> Any:
-    """``log Gamma(x)`` for ``x > 0``, written in ``keras.ops``.
-
-    Keras has no ``lgamma`` op. This is Lanczos' approximation with ``g = 5``
-    and six terms,
-
-    ```
-    log Gamma(x) = (x + 0.5) log(x + 5.5) - (x + 5.5)
-                   + log(sqrt(2 pi) (c_0 + sum_j c_j / (x + j)) / x)
-    ```
-
-    whose relative error is below 2e-10 for every ``x > 0`` (Press et al.,
-    Numerical Recipes, 2nd ed., section 6.1); in float32 the absolute error is
-    a few float32 rounding steps of the result. Its gradient is the digamma
-    function to the same order.
-
-    Reference:
-        Lanczos, C. (1964). A Precision Approximation of the Gamma Function.
-        SIAM Journal on Numerical Analysis, Series B, 1, 86-96.
-    """
-    shifted = x + _LANCZOS_SHIFT
-    return (
-        (x + 0.5) * keras.ops.log(shifted)
-        - shifted
-        + keras.ops.log(math.sqrt(2.0 * math.pi) * _lanczos_series(x) / x)
-    )
-
-
-def log_gamma_increment(x: Any, increment: Any) -> Any:
-    """``log Gamma(x + increment) - log Gamma(x)`` for ``x > 0``, ``increment >= 0``.
-
-    The difference of the two :func:`log_gamma` approximations, rearranged so
-    that their large common part cancels exactly instead of in float32:
-
-    ```
-    (x + 0.5) log(1 + d / (x + 5.5)) + d log(x + 5.5 + d) - d
-        + log(series(x + d) / series(x)) - log(1 + d / x)
-    ```
-
-    with ``d = increment``. For ``x = 1e4`` the plain difference of two
-    float32 values near 8e4 keeps about 0.01; this keeps float32 precision of
-    the result. It is exactly 0 at ``increment = 0``.
-    """
-    shifted = x + _LANCZOS_SHIFT
-    return (
-        (x + 0.5) * keras.ops.log1p(increment / shifted)
-        + increment * keras.ops.log(shifted + increment)
-        - increment
-        + keras.ops.log(_lanczos_series(x + increment) / _lanczos_series(x))
-        - keras.ops.log1p(increment / x)
-    )
-
-
-def _lanczos_series(x: Any) -> Any:
-    series = keras.ops.full_like(x, _LANCZOS_SERIES_START)
-    for offset, coefficient in enumerate(_LANCZOS_COEFFICIENTS, start=1):
-        series = series + coefficient / (x + float(offset))
-    return series
 
 
 def target_with_parameter_axis(

@@ -4,6 +4,7 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import ops
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _distribution_head
 
@@ -77,6 +78,6 @@ class NegativeBinomialNLL(_distribution_head.DistributionHeadLoss):
         return (
             (total_count + y_true) * keras.ops.log1p(alpha_mu)
             - y_true * keras.ops.log(alpha_mu)
-            - _distribution_head.log_gamma_increment(total_count, y_true)
-            + _distribution_head.log_gamma(y_true + 1.0)
+            - ops.lgamma_increment(total_count, y_true)
+            + ops.lgamma(y_true + 1.0)
         )

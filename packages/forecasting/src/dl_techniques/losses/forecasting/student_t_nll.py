@@ -5,6 +5,7 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core import ops
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _distribution_head
 
@@ -78,5 +79,5 @@ class StudentTNLL(_distribution_head.DistributionHeadLoss):
             + keras.ops.log(sigma)
             + 0.5 * keras.ops.log(nu)
             + _HALF_LOG_PI
-            - _distribution_head.log_gamma_increment(0.5 * nu, 0.5)
+            - ops.lgamma_increment(0.5 * nu, 0.5)
         )
