@@ -133,13 +133,12 @@ def _masked_extreme(values: Any, mask: Any, fill: Any, reduce: Any, axis: int) -
 def _batch_all(distances, positive, negative, margin):
     anchor_positive = keras.ops.expand_dims(distances, 2)
     anchor_negative = keras.ops.expand_dims(distances, 1)
-    valid = keras.ops.logical_and(
-        keras.ops.expand_dims(positive, 2), keras.ops.expand_dims(negative, 1)
+    valid = keras.ops.expand_dims(keras.ops.cast(positive, distances.dtype), 2) * (
+        keras.ops.expand_dims(keras.ops.cast(negative, distances.dtype), 1)
     )
-    losses = keras.ops.relu(anchor_positive - anchor_negative + margin)
-    active = keras.ops.logical_and(valid, losses > 0.0)
-    total = keras.ops.sum(keras.ops.where(active, losses, keras.ops.zeros_like(losses)))
-    return numerics.safe_divide(total, _count(active, losses))
+    # relu is >= 0, so masking by a product keeps the positive triplets only.
+    losses = keras.ops.relu(anchor_positive - anchor_negative + margin) * valid
+    return numerics.safe_divide(keras.ops.sum(losses), _count(losses > 0.0, losses))
 
 
 def _batch_hard(distances, positive, negative, margin):
