@@ -79,6 +79,17 @@ def test_traced_call_reads_nothing_and_does_not_mark_the_instance(monkeypatch):
         loss(BAD, PRED)
 
 
+def test_a_traced_call_on_captured_constant_targets_reads_nothing(monkeypatch):
+    monkeypatch.delenv(validation.ENVIRONMENT_VARIABLE, raising=False)
+    loss = _BinaryTargetLoss()
+    targets = keras.ops.convert_to_tensor(BAD)
+    traced = compiled(lambda p: loss(targets, p), jit_compile=False, trace_torch=True)
+
+    value = traced(keras.ops.convert_to_tensor(PRED))
+
+    assert float(keras.ops.convert_to_numpy(value)) == pytest.approx(1.5)
+
+
 def test_outermost_decorated_call_decides(monkeypatch):
     monkeypatch.delenv(validation.ENVIRONMENT_VARIABLE, raising=False)
     outer = _OuterLoss()
