@@ -85,6 +85,8 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "MultiTaskModel",
         "BoxIoULoss",
         "VarifocalLoss",
+        "GeneralizedDiceLoss",
+        "GeneralizedDiceFocalLoss",
     ),
 }
 # end generated

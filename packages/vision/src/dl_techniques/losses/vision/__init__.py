@@ -2,6 +2,8 @@
 
 from dl_techniques.losses.vision.affine_invariant_loss import AffineInvariantLoss
 from dl_techniques.losses.vision.box_iou_loss import BoxIoULoss
+from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
+from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
 from dl_techniques.losses.vision.multi_task_model import MultiTaskModel
 from dl_techniques.losses.vision.segmentation_loss import (
     SegmentationLoss,
@@ -20,6 +22,8 @@ from dl_techniques.losses.vision.yolov12_multitask_loss import (
 __all__ = [
     "AffineInvariantLoss",
     "BoxIoULoss",
+    "GeneralizedDiceFocalLoss",
+    "GeneralizedDiceLoss",
     "MultiTaskModel",
     "SegmentationLoss",
     "SegmentationLossConfig",

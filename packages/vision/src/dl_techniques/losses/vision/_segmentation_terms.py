@@ -147,3 +147,48 @@ def _smoothed_ratio(numerator, denominator, smooth):
     # With smooth = 0 an absent, unpredicted class would give 0 / 0; it is a
     # perfect match, so its ratio is 1.
     return numerics.safe_divide(numerator, denominator, empty_value=1.0)
+
+
+GENERALIZED_DICE_WEIGHTS = ("square", "simple", "uniform")
+
+
+def generalized_dice_loss(
+    inputs: MultiClassInputs,
+    config: SegmentationLossConfig,
+    per_image: bool,
+    weight_type: str = "square",
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+) -> Any:
+    """``1 - (2 sum_c w_c TP_c + s_nr) / (sum_c w_c (sum p_c + sum y_c) + s_dr)`` (Sudre et al.).
+
+    ``w_c`` is ``1 / (sum y_c)^2`` ("square"), ``1 / sum y_c`` ("simple") or
+    1 ("uniform"); a class absent from the pooled target (its weight
+    infinite) takes the largest weight of the present classes, as MONAI's
+    ``GeneralizedDiceLoss`` does (0 when no class is present). The weights
+    are then multiplied by :func:`class_weight_vector` (0 on a void channel).
+    """
+    tp, predicted, actual = soft_sums(inputs, per_image)
+    if weight_type == "uniform":
+        weights = keras.ops.ones_like(actual)
+    else:
+        present = actual > 0.0
+        safe_actual = keras.ops.where(present, actual, 1.0)
+        inverse = 1.0 / (safe_actual * safe_actual if weight_type == "square" else safe_actual)
+        inverse = keras.ops.where(present, inverse, 0.0)
+        largest = keras.ops.max(inverse, axis=-1, keepdims=True)
+        weights = keras.ops.where(present, inverse, largest)
+    channel_weights = class_weight_vector(config)
+    if any(weight != 1.0 for weight in channel_weights):
+        weights = weights * keras.ops.convert_to_tensor(channel_weights, dtype=weights.dtype)
+    weights = keras.ops.stop_gradient(weights)
+    numerator = 2.0 * keras.ops.sum(weights * tp, axis=-1) + smooth_nr
+    denominator = keras.ops.sum(weights * (predicted + actual), axis=-1) + smooth_dr
+    return 1.0 - numerator / denominator
+
+
+def generalized_dice_term(
+    inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool
+) -> Any:
+    """:func:`generalized_dice_loss` with square weights and ``config.smooth`` as both smooths."""
+    return generalized_dice_loss(inputs, config, per_image, "square", config.smooth, config.smooth)

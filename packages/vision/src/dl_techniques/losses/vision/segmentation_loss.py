@@ -14,6 +14,7 @@ _REGION_TERMS = {
     "dice": _segmentation_terms.dice_loss,
     "tversky": _segmentation_terms.tversky_loss,
     "focal_tversky": _segmentation_terms.focal_tversky_loss,
+    "generalized_dice": _segmentation_terms.generalized_dice_term,
 }
 _PIXEL_TERMS = {
     "cross_entropy": _segmentation_terms.cross_entropy_loss,
@@ -23,6 +24,7 @@ _COMBINED_TERMS = {
     "dice_ce": ("dice", "cross_entropy"),
     "focal_dice": ("dice", "focal"),
     "focal_tversky_ce": ("focal_tversky", "cross_entropy"),
+    "generalized_dice_focal": ("generalized_dice", "focal"),
 }
 LOSS_NAMES = (
     "cross_entropy",
@@ -36,6 +38,8 @@ LOSS_NAMES = (
     "focal_dice",
     "focal_tversky_ce",
 )
+# Names added after the original factory: generalized Dice (Sudre et al. 2017).
+GENERALIZED_DICE_NAMES = ("generalized_dice", "generalized_dice_focal")
 
 
 @register_serializable
@@ -58,7 +62,15 @@ class SegmentationLoss(BatchLoss):
     dice_ce          dw dice + cw cross_entropy
     focal_dice       dw dice + cw focal
     focal_tversky_ce dw focal_tversky + cw cross_entropy
+    generalized_dice 1 - (2 sum_c w_c TP_c + s) / (sum_c w_c (2 TP_c + FP_c + FN_c) + s),
+                     w_c = 1 / (sum y_c)^2                                  (Sudre et al.)
+    generalized_dice_focal  dw generalized_dice + cw focal
     ```
+
+    In ``generalized_dice`` a class absent from the target takes the
+    largest weight of the present ones (MONAI's rule); ``class_weights``
+    multiply the ``w_c``. ``GeneralizedDiceLoss`` offers the other weight
+    types and separate smooths.
 
     ``Lovasz_J`` is the Lovasz extension of the Jaccard loss: the errors
     sorted descending, dotted with the increments of the Jaccard loss of the
@@ -100,7 +112,8 @@ class SegmentationLoss(BatchLoss):
         loss_name: One of ``LOSS_NAMES``: ``"cross_entropy"``, ``"dice"``,
             ``"focal"``, ``"tversky"``, ``"focal_tversky"``, ``"lovasz"``,
             ``"lovasz_hinge"``, ``"dice_ce"``, ``"focal_dice"``,
-            ``"focal_tversky_ce"``.
+            ``"focal_tversky_ce"``, or of ``GENERALIZED_DICE_NAMES``:
+            ``"generalized_dice"``, ``"generalized_dice_focal"``.
         config: A ``SegmentationLossConfig``, or its ``get_config()`` dict.
         reduction: Keras reduction of the per-image values with
             ``per_image=True``; no effect otherwise. Defaults to
@@ -127,7 +140,9 @@ class SegmentationLoss(BatchLoss):
         name: str | None = None,
         dtype: Any = None,
     ) -> None:
-        validation.check_choice("SegmentationLoss", "loss_name", loss_name, LOSS_NAMES)
+        validation.check_choice(
+            "SegmentationLoss", "loss_name", loss_name, LOSS_NAMES + GENERALIZED_DICE_NAMES
+        )
         if isinstance(config, dict):
             config = SegmentationLossConfig.from_config(config)
         if not isinstance(config, SegmentationLossConfig):
@@ -186,8 +201,9 @@ def create_segmentation_loss_function(
         loss_name: One of ``"cross_entropy"``, ``"dice"``, ``"focal"``,
             ``"tversky"``, ``"focal_tversky"``, ``"lovasz"``,
             ``"lovasz_hinge"``, ``"dice_ce"``, ``"focal_dice"``,
-            ``"focal_tversky_ce"``; any other name raises ``ValueError``
-            listing these.
+            ``"focal_tversky_ce"``, ``"generalized_dice"``,
+            ``"generalized_dice_focal"``; any other name raises
+            ``ValueError`` listing these.
         config: A ``SegmentationLossConfig`` (or its ``get_config()`` dict).
 
     Returns:

@@ -92,4 +92,11 @@ def conformance_cases():
             "focal_dice_per_image",
             sample_weight="per_sample",
         ),
+        case(
+            "generalized_dice_focal",
+            config(ignore_index=_IGNORE, dice_weight=0.6, ce_weight=0.4),
+            ids_with_ignored,
+            logits,
+            "generalized_dice_focal_sparse_ignore",
+        ),
     ]

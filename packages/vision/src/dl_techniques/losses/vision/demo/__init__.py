@@ -4,7 +4,8 @@ Two experiments on generated images:
 
 1. Segmentation of discs, squares and rare triangles on noise, one small
    encoder-decoder per loss (``cross_entropy``, ``dice_ce``,
-   ``focal_tversky``, ``lovasz`` from ``create_segmentation_loss_function``):
+   ``focal_tversky``, ``lovasz``, ``generalized_dice_focal`` from
+   ``create_segmentation_loss_function``):
    held-out per-class IoU and mIoU, and a PNG of predictions.
 2. Depth of generated scenes whose targets carry a random scale and shift
    per image: ``AffineInvariantLoss`` against an L1-trained baseline, scored

@@ -1,4 +1,4 @@
-"""Segmentation half of the vision demo: four losses on generated shapes.
+"""Segmentation half of the vision demo: five losses on generated shapes.
 
 Images are noise with bright discs, dark squares and, rarely, bright
 triangles: a pixel's brightness separates discs from squares, but only the
@@ -14,7 +14,7 @@ import numpy as np
 from dl_techniques.losses.core.demo import DemoRow
 
 CLASS_NAMES = ("background", "disc", "square", "triangle")
-LOSS_NAMES = ("cross_entropy", "dice_ce", "focal_tversky", "lovasz")
+LOSS_NAMES = ("cross_entropy", "dice_ce", "focal_tversky", "lovasz", "generalized_dice_focal")
 PLOT_FILE = "vision_segmentation.png"
 _TRIANGLE_RATE = 0.2
 

@@ -1,0 +1,71 @@
+"""Conformance-kit cases for the region losses that are classes of their own.
+
+``dl-losses check dl-techniques-losses-vision`` and the family's
+``tests/test_conformance_region.py`` run the core kit over these cases.
+"""
+
+import numpy as np
+
+from dl_techniques.losses.core.testing import LossCase
+from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
+from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
+
+_BATCH = 4
+_SIZE = 6
+_CLASSES = 3
+_IGNORE = 255
+
+
+def conformance_cases():
+    """Returns the generalized Dice cases, on small fixed logits.
+
+    Pooled over the batch, the losses weight pixels by ``sample_weight``
+    inside their sums (``"batch"`` semantics); with ``per_image=True`` they
+    return one value per image (``"per_sample"``). Class 2 is absent from the
+    first image, so the per-image case meets MONAI's rule for absent classes.
+    """
+    rng = np.random.default_rng(20240714)
+    logits = rng.normal(scale=1.5, size=(_BATCH, _SIZE, _SIZE, _CLASSES)).astype("float32")
+    ids = rng.integers(0, _CLASSES, size=(_BATCH, _SIZE, _SIZE))
+    ids[0] = np.minimum(ids[0], 1)
+    ids_with_ignored = np.where(rng.uniform(size=ids.shape) < 0.15, _IGNORE, ids)
+    one_hot = np.eye(_CLASSES, dtype="float32")[ids]
+    invalid = (
+        {"num_classes": 1},
+        {"weight_type": "cube"},
+        {"smooth_dr": 0.0},
+        {"from_logits": "yes"},
+    )
+    return [
+        LossCase(
+            loss_class=GeneralizedDiceLoss,
+            init_kwargs={"num_classes": _CLASSES, "weight_type": "simple", "ignore_index": _IGNORE},
+            y_true=ids_with_ignored,
+            y_pred=logits,
+            invalid_kwargs=invalid,
+            sample_weight="batch",
+            case_id="generalized_dice_simple_ignore",
+        ),
+        LossCase(
+            loss_class=GeneralizedDiceLoss,
+            init_kwargs={"num_classes": _CLASSES, "per_image": True, "smooth_nr": 0.0},
+            y_true=one_hot,
+            y_pred=logits,
+            invalid_kwargs=invalid,
+            sample_weight="per_sample",
+            case_id="generalized_dice_square_per_image",
+        ),
+        LossCase(
+            loss_class=GeneralizedDiceFocalLoss,
+            init_kwargs={
+                "num_classes": _CLASSES,
+                "gamma": 1.5,
+                "lambda_focal": 0.5,
+                "focal_alpha": 0.25,
+            },
+            y_true=ids,
+            y_pred=logits,
+            invalid_kwargs=(*invalid, {"gamma": -1.0}, {"focal_alpha": 0.0}),
+            sample_weight="batch",
+        ),
+    ]
