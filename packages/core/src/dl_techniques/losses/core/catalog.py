@@ -87,6 +87,7 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "VarifocalLoss",
         "GeneralizedDiceLoss",
         "GeneralizedDiceFocalLoss",
+        "SoftCLDiceLoss",
     ),
 }
 # end generated

@@ -11,6 +11,7 @@ from dl_techniques.losses.vision.segmentation_loss import (
 )
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 from dl_techniques.losses.vision.segmentation_losses import SegmentationLosses
+from dl_techniques.losses.vision.soft_cldice_loss import SoftCLDiceLoss
 from dl_techniques.losses.vision.uncertainty_weighting_layer import UncertaintyWeightingLayer
 from dl_techniques.losses.vision.varifocal_loss import VarifocalLoss
 from dl_techniques.losses.vision.yolov12_multitask_loss import (
@@ -28,6 +29,7 @@ __all__ = [
     "SegmentationLoss",
     "SegmentationLossConfig",
     "SegmentationLosses",
+    "SoftCLDiceLoss",
     "UncertaintyWeightingLayer",
     "VarifocalLoss",
     "YOLOv12MultiTaskLoss",

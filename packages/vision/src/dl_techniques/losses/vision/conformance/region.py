@@ -9,6 +9,7 @@ import numpy as np
 from dl_techniques.losses.core.testing import LossCase
 from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
 from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
+from dl_techniques.losses.vision.soft_cldice_loss import SoftCLDiceLoss
 
 _BATCH = 4
 _SIZE = 6
@@ -17,12 +18,13 @@ _IGNORE = 255
 
 
 def conformance_cases():
-    """Returns the generalized Dice cases, on small fixed logits.
+    """Returns the generalized Dice and soft clDice cases, on small fixed logits.
 
     Pooled over the batch, the losses weight pixels by ``sample_weight``
     inside their sums (``"batch"`` semantics); with ``per_image=True`` they
     return one value per image (``"per_sample"``). Class 2 is absent from the
     first image, so the per-image case meets MONAI's rule for absent classes.
+    ``SoftCLDiceLoss`` is per image; its labels draw thin lines.
     """
     rng = np.random.default_rng(20240714)
     logits = rng.normal(scale=1.5, size=(_BATCH, _SIZE, _SIZE, _CLASSES)).astype("float32")
@@ -30,6 +32,9 @@ def conformance_cases():
     ids[0] = np.minimum(ids[0], 1)
     ids_with_ignored = np.where(rng.uniform(size=ids.shape) < 0.15, _IGNORE, ids)
     one_hot = np.eye(_CLASSES, dtype="float32")[ids]
+    lines = np.zeros((_BATCH, _SIZE, _SIZE), dtype="int64")
+    lines[:, :, 2] = 1
+    lines[:, rng.integers(0, _SIZE, size=_BATCH), :] = 2
     invalid = (
         {"num_classes": 1},
         {"weight_type": "cube"},
@@ -67,5 +72,13 @@ def conformance_cases():
             y_pred=logits,
             invalid_kwargs=(*invalid, {"gamma": -1.0}, {"focal_alpha": 0.0}),
             sample_weight="batch",
+        ),
+        LossCase(
+            loss_class=SoftCLDiceLoss,
+            init_kwargs={"iterations": 2, "smooth": 0.5, "include_background": True},
+            y_true=lines,
+            y_pred=logits,
+            invalid_kwargs=({"iterations": -1}, {"smooth": 0.0}, {"include_background": 1}),
+            sample_weight="per_sample",
         ),
     ]
