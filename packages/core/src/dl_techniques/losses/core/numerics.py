@@ -46,11 +46,7 @@ def holds_values(tensor):
     if backend == "jax":
         import jax
 
-        if isinstance(tensor, jax.core.Tracer):
-            return False
-        # A concrete array captured by a jitted function: what is computed
-        # from it there is traced, so nothing can be read either.
-        return not isinstance(jax.numpy.zeros(()), jax.core.Tracer)
+        return not isinstance(tensor, jax.core.Tracer)
     if backend == "torch":
         import torch
 

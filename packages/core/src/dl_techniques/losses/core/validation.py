@@ -94,7 +94,7 @@ def values_due(*tensors: Any) -> bool:
     call is due for checks: always outside a decorated method, on the first
     eager call of the instance inside one.
     """
-    if not all(holds_values(tensor) for tensor in tensors):
+    if not all(holds_values(tensor) for tensor in tensors) or _tracing_jax():
         return False
     if _DUE.get() is False:
         return False
@@ -245,6 +245,16 @@ def _examples(bad: Any, tensor: Any, limit: int = 3) -> str:
         for position in positions
     )
     return f" First: {listed}."
+
+
+def _tracing_jax() -> bool:
+    # Concrete arrays captured by a jitted function hold values, but what is
+    # computed from them there is traced: nothing can be read.
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return isinstance(jax.numpy.zeros(()), jax.core.Tracer)
 
 
 def _torch_compiling() -> bool:
