@@ -256,3 +256,54 @@ CASES = [
         warmup=3,
     ),
 ]
+
+
+def plain_nt_xent(temperature):
+    """SimCLR's NT-Xent on stacked views ``(2B, D)`` with ``keras.ops``: one masked CE."""
+
+    def loss(y_true, stacked):
+        embeddings = _normalize(stacked)
+        logits = keras.ops.matmul(embeddings, keras.ops.transpose(embeddings)) / temperature
+        count = keras.ops.shape(logits)[0]
+        logits = keras.ops.where(keras.ops.eye(count) > 0, -1e9, logits)
+        labels = (keras.ops.arange(count) + count // 2) % count
+        return keras.ops.mean(
+            keras.ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        )
+
+    return loss
+
+
+def run_nt_xent(params, timing):
+    from benchmarking import print_ratio_table
+
+    from dl_techniques.losses.self_supervised.nt_xent_loss import NTXentLoss
+
+    pairs, dim = params["batch"], params["dim"]
+    rng = np.random.default_rng(0)
+    stacked = keras.ops.convert_to_tensor(rng.normal(size=(2 * pairs, dim)).astype("float32"))
+    ignored = keras.ops.zeros((2 * pairs,))
+    functions = [
+        ("NTXentLoss", NTXentLoss(temperature=0.5)),
+        (f"NTXentLoss(chunk_size={params['chunk_size']})", NTXentLoss(0.5, params["chunk_size"])),
+        ("plain masked CE", plain_nt_xent(0.5)),
+    ]
+    medians = timing.medians([(label, fn, ignored, stacked) for label, fn in functions])
+    timing.print_header(
+        f"stacked views ({2 * pairs}, {dim}); forward + gradient w.r.t. the embeddings"
+    )
+    labels = [label for label, _ in functions]
+    print_ratio_table("loss", labels, medians, "plain masked CE", "us", 1.2)
+
+
+CASES.append(
+    Case(
+        "nt-xent",
+        "NTXentLoss (one block and chunked) vs a plain keras.ops masked cross-entropy",
+        run_nt_xent,
+        params={"batch": 256, "dim": 512, "chunk_size": 128},
+        quick={"batch": 8, "dim": 8, "chunk_size": 4},
+        repetitions=50,
+        warmup=5,
+    )
+)

@@ -1,9 +1,9 @@
-"""CLIP and SigLIP on embeddings: N replicas train as one device with the global batch.
+"""CLIP, SigLIP and NT-Xent on embeddings: N replicas train as one device with the global batch.
 
 Only the current backend's engine runs, in a fresh process (the device layout
 must be set before the framework initialises): JAX DataParallel over 4 host
 devices, TF MirroredStrategy over 4 logical CPUs, torch DDP with 2 gloo
-processes. Each script trains both losses for 3 steps alone and distributed.
+processes. Each script trains every loss for 3 steps alone and distributed.
 """
 
 import json
@@ -26,6 +26,7 @@ SCRIPT = {
 }[BACKEND]
 REPLICAS = {"tensorflow": 4, "jax": 4, "torch": 2}[BACKEND]
 MULTIDEVICE = Path(__file__).parent / "multidevice"
+LOSS_NAMES = ["clip", "siglip", "ntxent"]
 pytestmark = pytest.mark.slow
 
 
@@ -69,19 +70,35 @@ def siglip_reference(similarities, temperature, bias, chunk_size):
     return np.logaddexp(0.0, -signs * logits).sum() / len(logits)
 
 
+def ntxent_reference(problem, temperature, chunk_size):
+    """SimCLR's NT-Xent (``NTXentLoss``): image embeddings as view 1, texts as view 2."""
+    del chunk_size
+    image = normalized(np.asarray(problem["image"]) @ np.asarray(problem["image_kernel"]))
+    text = normalized(np.asarray(problem["text"]) @ np.asarray(problem["text_kernel"]))
+    embeddings = np.concatenate([image, text])
+    logits = embeddings @ embeddings.T / temperature
+    np.fill_diagonal(logits, -np.inf)
+    count = len(embeddings)
+    partners = (np.arange(count) + count // 2) % count
+    return -np.mean(log_softmax(logits)[np.arange(count), partners])
+
+
 def test_engine_runs_the_expected_number_of_replicas(run):
     assert run["replicas"] == REPLICAS
 
 
-@pytest.mark.parametrize("loss_name", ["clip", "siglip"])
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
 def test_single_device_first_loss_matches_the_reference(run, loss_name):
-    reference = {"clip": clip_reference, "siglip": siglip_reference}[loss_name]
     problem = run["problem"]
-    expected = reference(initial_similarities(problem), **problem[loss_name])
+    if loss_name == "ntxent":
+        expected = ntxent_reference(problem, **problem[loss_name])
+    else:
+        reference = {"clip": clip_reference, "siglip": siglip_reference}[loss_name]
+        expected = reference(initial_similarities(problem), **problem[loss_name])
     np.testing.assert_allclose(run[loss_name]["single"]["loss"][0], expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("loss_name", ["clip", "siglip"])
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
 def test_distributed_training_matches_the_single_device_run(run, loss_name):
     single, distributed = run[loss_name]["single"], run[loss_name]["distributed"]
     assert len(single["loss"]) == len(distributed["loss"]) == 3
@@ -95,7 +112,7 @@ def test_distributed_training_matches_the_single_device_run(run, loss_name):
     assert not np.allclose(single["weights"][0], problem["image_kernel"], atol=1e-3)
 
 
-@pytest.mark.parametrize("loss_name", ["clip", "siglip"])
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
 def test_each_replica_saw_its_slice(run, loss_name):
     if BACKEND == "jax":
         # keras.distribution shards the global batch; the loss sees it whole.

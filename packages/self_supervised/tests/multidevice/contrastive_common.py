@@ -5,6 +5,7 @@ import numpy as np
 
 from dl_techniques.losses.core.distributed import replica_count
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.nt_xent_loss import NTXentLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 
 GLOBAL_BATCH = 8
@@ -12,15 +13,29 @@ STEPS = 3
 LEARNING_RATE = 0.1
 CLIP_SETTINGS = {"temperature": 0.5, "label_smoothing": 0.1}
 SIGLIP_SETTINGS = {"temperature": 5.0, "bias": -2.0, "chunk_size": 3}
+NTXENT_SETTINGS = {"temperature": 0.5, "chunk_size": 5}
+
+
+class PairsAsViews:
+    """NT-Xent on the pair model: the image embeddings as view1, the text ones as view2."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        views = {"view1": y_pred["image_embeddings"], "view2": y_pred["text_embeddings"]}
+        return self.loss(y_true, views, sample_weight)
 
 
 def make_loss(name):
     if name == "clip":
         return CLIPContrastiveLoss(**CLIP_SETTINGS)
+    if name == "ntxent":
+        return PairsAsViews(NTXentLoss(**NTXENT_SETTINGS))
     return SigLIPContrastiveLoss(**SIGLIP_SETTINGS)
 
 
-LOSS_NAMES = ("clip", "siglip")
+LOSS_NAMES = ("clip", "siglip", "ntxent")
 
 
 def problem():
@@ -40,6 +55,7 @@ def as_lists(arrays):
     return {
         "clip": CLIP_SETTINGS,
         "siglip": SIGLIP_SETTINGS,
+        "ntxent": NTXENT_SETTINGS,
         **{name: value.tolist() for name, value in arrays.items()},
     }
 

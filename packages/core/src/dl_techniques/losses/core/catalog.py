@@ -72,6 +72,7 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "KoLeoLoss",
         "FeatureAlignmentLoss",
         "ClusteringLoss",
+        "NTXentLoss",
     ),
     "vision": (
         "AffineInvariantLoss",

@@ -1,4 +1,4 @@
-"""Self-supervised losses: CLIP, SigLIP, DINO, iBOT, KoLeo, feature alignment, deep clustering."""
+"""Self-supervised losses: CLIP, SigLIP, NT-Xent, DINO, iBOT, KoLeo, alignment, clustering."""
 
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.clustering_loss import ClusteringLoss
@@ -7,6 +7,7 @@ from dl_techniques.losses.self_supervised.dino_loss import DINOLoss
 from dl_techniques.losses.self_supervised.feature_alignment_loss import FeatureAlignmentLoss
 from dl_techniques.losses.self_supervised.ibot_patch_loss import iBOTPatchLoss
 from dl_techniques.losses.self_supervised.koleo_loss import KoLeoLoss
+from dl_techniques.losses.self_supervised.nt_xent_loss import NTXentLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
 
@@ -18,6 +19,7 @@ __all__ = [
     "DINOLoss",
     "FeatureAlignmentLoss",
     "KoLeoLoss",
+    "NTXentLoss",
     "SigLIPContrastiveLoss",
     "TeacherCenterLayer",
     "iBOTPatchLoss",
