@@ -89,6 +89,8 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "GeneralizedDiceLoss",
         "GeneralizedDiceFocalLoss",
         "SoftCLDiceLoss",
+        "BoundaryLoss",
+        "signed_distance_map",
     ),
 }
 # end generated

@@ -1,6 +1,7 @@
 """Vision losses: affine-invariant depth, segmentation, box regression, YOLOv12 multi-task."""
 
 from dl_techniques.losses.vision.affine_invariant_loss import AffineInvariantLoss
+from dl_techniques.losses.vision.boundary_loss import BoundaryLoss, signed_distance_map
 from dl_techniques.losses.vision.box_iou_loss import BoxIoULoss
 from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
 from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
@@ -22,6 +23,7 @@ from dl_techniques.losses.vision.yolov12_multitask_loss import (
 # The entry points of pyproject.toml, written by tools/generate.py.
 __all__ = [
     "AffineInvariantLoss",
+    "BoundaryLoss",
     "BoxIoULoss",
     "GeneralizedDiceFocalLoss",
     "GeneralizedDiceLoss",
@@ -35,4 +37,5 @@ __all__ = [
     "YOLOv12MultiTaskLoss",
     "create_segmentation_loss_function",
     "create_yolov12_multitask_loss",
+    "signed_distance_map",
 ]

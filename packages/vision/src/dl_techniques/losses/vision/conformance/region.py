@@ -7,6 +7,7 @@
 import numpy as np
 
 from dl_techniques.losses.core.testing import LossCase
+from dl_techniques.losses.vision.boundary_loss import BoundaryLoss, signed_distance_map
 from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
 from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
 from dl_techniques.losses.vision.soft_cldice_loss import SoftCLDiceLoss
@@ -25,6 +26,7 @@ def conformance_cases():
     return one value per image (``"per_sample"``). Class 2 is absent from the
     first image, so the per-image case meets MONAI's rule for absent classes.
     ``SoftCLDiceLoss`` is per image; its labels draw thin lines.
+    ``BoundaryLoss`` is per image, on the signed distance maps of the ids.
     """
     rng = np.random.default_rng(20240714)
     logits = rng.normal(scale=1.5, size=(_BATCH, _SIZE, _SIZE, _CLASSES)).astype("float32")
@@ -79,6 +81,14 @@ def conformance_cases():
             y_true=lines,
             y_pred=logits,
             invalid_kwargs=({"iterations": -1}, {"smooth": 0.0}, {"include_background": 1}),
+            sample_weight="per_sample",
+        ),
+        LossCase(
+            loss_class=BoundaryLoss,
+            init_kwargs={"include_background": True},
+            y_true=signed_distance_map(ids, _CLASSES),
+            y_pred=logits,
+            invalid_kwargs=({"from_logits": 1}, {"include_background": "no"}),
             sample_weight="per_sample",
         ),
     ]
