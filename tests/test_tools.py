@@ -397,6 +397,7 @@ def test_bench_selects_cases_by_name_or_by_family_each_once(tool):
         "yolo",
         "segmentation",
         "lovasz-growth",
+        "box-regression",
         "forecasting",
     ]
     assert bench.select_cases(families, ["self-supervised"]) == families["self_supervised"]

@@ -44,8 +44,10 @@ from benchmarking import (
     torch_reference_step,
 )
 
+from dl_techniques.losses.vision.box_iou_loss import BoxIoULoss
 from dl_techniques.losses.vision.segmentation_loss import create_segmentation_loss_function
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
+from dl_techniques.losses.vision.varifocal_loss import VarifocalLoss
 from dl_techniques.losses.vision.yolov12_multitask_loss import YOLOv12MultiTaskLoss
 
 DICE_BASELINE = "keras.losses.Dice"
@@ -288,6 +290,93 @@ def run_yolo(params, timing):
         )
 
 
+def torch_generalized_box_iou(y_true, y_pred):
+    """torchvision's ``generalized_box_iou_loss`` formula in torch ops, mean over boxes."""
+    import torch
+
+    inter_w = (
+        torch.minimum(y_pred[..., 2], y_true[..., 2])
+        - torch.maximum(y_pred[..., 0], y_true[..., 0])
+    ).clamp(min=0)
+    inter_h = (
+        torch.minimum(y_pred[..., 3], y_true[..., 3])
+        - torch.maximum(y_pred[..., 1], y_true[..., 1])
+    ).clamp(min=0)
+    inter = inter_w * inter_h
+    area_pred = (y_pred[..., 2] - y_pred[..., 0]) * (y_pred[..., 3] - y_pred[..., 1])
+    area_true = (y_true[..., 2] - y_true[..., 0]) * (y_true[..., 3] - y_true[..., 1])
+    union = area_pred + area_true - inter
+    hull_w = torch.maximum(y_pred[..., 2], y_true[..., 2]) - torch.minimum(
+        y_pred[..., 0], y_true[..., 0]
+    )
+    hull_h = torch.maximum(y_pred[..., 3], y_true[..., 3]) - torch.minimum(
+        y_pred[..., 1], y_true[..., 1]
+    )
+    hull = hull_w * hull_h
+    return (1.0 - inter / (union + 1e-7) + (hull - union) / (hull + 1e-7)).mean()
+
+
+def torch_varifocal(y_true, y_pred):
+    """Ultralytics' ``VarifocalLoss`` formula in torch ops, mean over images."""
+    import torch.nn.functional as functional
+
+    label = (y_true > 0).to(y_pred.dtype)
+    weight = 0.75 * y_pred.sigmoid().pow(2.0) * (1 - label) + y_true * label
+    bce = functional.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    return (bce * weight).mean(1).sum() / y_pred.shape[0]
+
+
+def run_box_regression(params, timing):
+    batch, boxes, classes = params["batch"], params["boxes"], params["classes"]
+    rng = np.random.default_rng(0)
+    corner = rng.uniform(0.0, 600.0, size=(batch, boxes, 2))
+    true_boxes = np.concatenate([corner, corner + rng.uniform(8.0, 200.0, size=corner.shape)], -1)
+    pred_boxes = true_boxes + rng.normal(scale=10.0, size=true_boxes.shape)
+    scores = np.eye(classes)[rng.integers(0, classes, size=(batch, boxes))]
+    scores = (
+        scores * rng.uniform(size=(batch, boxes, 1)) * (rng.uniform(size=(batch, boxes, 1)) < 0.1)
+    )
+    logits = rng.normal(size=scores.shape)
+
+    def tensor(values):
+        return keras.ops.convert_to_tensor(values.astype("float32"))
+
+    box_true, box_pred = tensor(true_boxes), tensor(pred_boxes)
+    score_true, score_pred = tensor(scores), tensor(logits)
+    focal = "keras BinaryFocalCrossentropy"
+    timed = [
+        ("BoxIoULoss giou", BoxIoULoss(kind="giou"), box_true, box_pred),
+        ("BoxIoULoss ciou", BoxIoULoss(kind="ciou"), box_true, box_pred),
+        ("keras.losses.MeanSquaredError", keras.losses.MeanSquaredError(), box_true, box_pred),
+        ("VarifocalLoss", VarifocalLoss(), score_true, score_pred),
+        (focal, keras.losses.BinaryFocalCrossentropy(from_logits=True), score_true, score_pred),
+    ]
+    if torch_available():
+        timed += [
+            ("torch GIoU", TorchReference(torch_generalized_box_iou), box_true, box_pred),
+            ("torch varifocal", TorchReference(torch_varifocal), score_true, score_pred),
+        ]
+    medians = timing.medians(timed)
+    timing.print_header(
+        f"boxes ({batch}, {boxes}, 4), scores ({batch}, {boxes}, {classes}); "
+        "forward + gradient w.r.t. y_pred"
+    )
+    pairs = [
+        ("BoxIoULoss giou", "keras.losses.MeanSquaredError"),
+        ("BoxIoULoss ciou", "keras.losses.MeanSquaredError"),
+        ("VarifocalLoss", focal),
+    ]
+    print_pair_table(pairs, medians, "us")
+    print()
+    if torch_available():
+        print("against torchvision's and Ultralytics' formulas, eager torch, same data:")
+        print_pair_table(
+            [("BoxIoULoss giou", "torch GIoU"), ("VarifocalLoss", "torch varifocal")], medians, "us"
+        )
+    else:
+        print(torch_reference_note())
+
+
 CASES = [
     Case(
         "segmentation",
@@ -315,5 +404,14 @@ CASES = [
         quick={"configs": "2x4", "image_size": 160, "classes": 4},
         repetitions=10,
         warmup=2,
+    ),
+    Case(
+        "box-regression",
+        "BoxIoULoss (GIoU, CIoU) and VarifocalLoss against Keras' MSE and binary focal loss",
+        run_box_regression,
+        params={"batch": 16, "boxes": 8400, "classes": 80},
+        quick={"batch": 2, "boxes": 16, "classes": 3},
+        repetitions=20,
+        warmup=3,
     ),
 ]
