@@ -12,7 +12,8 @@ generated pages, none of which is kept in the repository:
 - ``losses/<family>/<Name>.md`` for every entry point of a family's
   ``pyproject.toml``: the object's docstring (read statically by mkdocstrings,
   no Keras import), what its tests compare it with (``docs/verified/<family>.toml``)
-  and the benchmark cases that time it (``tools/bench_cases/``);
+  and the benchmark cases that time it (``tools/bench_cases/``), with the
+  tables those cases printed in the runs stored in ``docs/benchmarks/``;
 - ``losses/<family>/index.md``, the family's README, and ``losses/index.md``;
 - ``getting-started.md`` from the README's Quickstart, Installation and Usage
   sections, and ``plugin-guide.md`` from its "Writing a plugin" section and the
@@ -47,6 +48,7 @@ README_PATH = REPO_ROOT / "README.md"
 TEMPLATE_README_PATH = REPO_ROOT / "tools" / "plugin_template" / "README.md"
 BENCH_CASES_DIR = REPO_ROOT / "tools" / "bench_cases"
 VERIFIED_DIR = REPO_ROOT / "docs" / "verified"
+BENCH_RESULTS_DIR = REPO_ROOT / "docs" / "benchmarks"
 GETTING_STARTED_SECTIONS = ("Quickstart", "Installation", "Usage")
 PLUGIN_SECTION = "Writing a plugin"
 BENCH_COMMAND = "KERAS_BACKEND=jax python tools/bench.py"
@@ -169,6 +171,47 @@ def read_bench_cases(public_names: set[str], cases_dir: pathlib.Path = BENCH_CAS
     return cases
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchRun:
+    """One stored run of ``tools/bench.py``: ``docs/benchmarks/<label>.txt``.
+
+    The file starts with ``#`` lines that say where, when and how it was run,
+    then holds the command's output, where each case starts with a line
+    ``== <case>: ...``.
+
+    Attributes:
+        label: The file's stem, e.g. ``cpu-jax``.
+        provenance: The ``#`` lines, without the ``#``.
+        tables: ``{case name: its printed output}``, every run of the case.
+    """
+
+    label: str
+    provenance: str
+    tables: dict[str, str]
+
+
+def read_bench_runs(results_dir: pathlib.Path = BENCH_RESULTS_DIR) -> list[BenchRun]:
+    """The stored runs of ``tools/bench.py``, sorted by label."""
+    runs = []
+    for path in sorted(results_dir.glob("*.txt")):
+        provenance, tables, case = [], {}, None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if case is None and line.startswith("#"):
+                provenance.append(line.lstrip("#").strip())
+                continue
+            started = re.match(r"^== ([\w-]+):", line)
+            if started:
+                # A case run twice (other sizes) keeps both tables, in order.
+                case = started.group(1)
+                tables[case] = tables[case] + "\n" if case in tables else ""
+            elif case is not None:
+                tables[case] += line + "\n"
+        if not provenance:
+            raise DocsError(f"{path.name}: a stored run must start with # lines saying how it ran")
+        runs.append(BenchRun(path.stem, " ".join(provenance), tables))
+    return runs
+
+
 def _names_used(functions: dict, start: str) -> set[str]:
     """The names a module function reads, with those of the module functions it reaches."""
     seen, pending, names = set(), [start], set()
@@ -275,7 +318,13 @@ def _shift_headings(markdown: str, levels: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def loss_page(family: FamilyDocs, entry: Entry, verified: dict, cases: list[BenchCase]) -> str:
+def loss_page(
+    family: FamilyDocs,
+    entry: Entry,
+    verified: dict,
+    cases: list[BenchCase],
+    runs: list[BenchRun],
+) -> str:
     """The markdown of one public name's page."""
     row = verified[entry.name]
     tests = ", ".join(f"`packages/{family.package_dir.name}/tests/{test}`" for test in row["tests"])
@@ -301,18 +350,27 @@ def loss_page(family: FamilyDocs, entry: Entry, verified: dict, cases: list[Benc
         lines.append("No case of `tools/bench.py` times it.")
     for case in timed:
         lines += [
-            f"- `{case.name}`: {case.summary}. Reproduce with",
+            f"### `{case.name}`",
             "",
-            "    ```bash",
-            f"    {BENCH_COMMAND} {case.name}",
-            "    ```",
+            f"{case.summary}. Reproduce with",
+            "",
+            "```bash",
+            f"{BENCH_COMMAND} {case.name}",
+            "```",
             "",
         ]
-    lines += [
-        "",
-        "The case prints its timings beside a baseline measured in the same run; "
-        "no numbers are stored here.",
-    ]
+        stored = [run for run in runs if case.name in run.tables]
+        if not stored:
+            lines += ["No stored run of this case.", ""]
+        for run in stored:
+            lines += [
+                f"`{run.label}` ({run.provenance}):",
+                "",
+                "```text",
+                run.tables[case.name].strip("\n"),
+                "```",
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -347,6 +405,7 @@ def generated_pages(root: pathlib.Path = REPO_ROOT) -> dict[str, str]:
     families = read_families(root)
     public_names = {entry.name for family in families for entry in family.entries}
     cases = read_bench_cases(public_names)
+    runs = read_bench_runs()
     pages = {"README.md": "getting-started.md"}
     pages |= {
         f"packages/{f.package_dir.name}/README.md": f"losses/{f.name}/index.md" for f in families
@@ -375,7 +434,7 @@ def generated_pages(root: pathlib.Path = REPO_ROOT) -> dict[str, str]:
         verified = read_verified(family)
         generated[f"losses/{family.name}/index.md"] = family_index(family, pages)
         for entry in family.entries:
-            generated[entry.page] = loss_page(family, entry, verified, cases)
+            generated[entry.page] = loss_page(family, entry, verified, cases, runs)
     return generated
 
 
