@@ -7,7 +7,10 @@ import pytest
 
 import dl_techniques.losses  # noqa: F401  (makes saved losses resolvable, as a user would)
 from dl_techniques.losses.core.testing.numeric import as_numpy
+from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
+from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
 from dl_techniques.losses.vision.segmentation_loss import (
+    GENERALIZED_DICE_NAMES,
     LOSS_NAMES,
     SegmentationLoss,
     create_segmentation_loss_function,
@@ -234,6 +237,43 @@ def test_segmentation_losses_methods_equal_the_factory_losses():
     labels, scores = ids % 2, logits[..., :1]
     expected = create_segmentation_loss_function("lovasz_hinge", binary.config)(labels, scores)
     np.testing.assert_allclose(as_numpy(binary.lovasz_hinge(labels, scores)), as_numpy(expected))
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_generalized_dice_methods_equal_the_named_losses(per_image):
+    ids, logits = small_batch(classes=3, seed=5)
+    ids[0, 0, 0] = 255
+    config = SegmentationLossConfig(
+        3,
+        from_logits=True,
+        smooth=1e-3,
+        focal_gamma=1.5,
+        focal_alpha=0.4,
+        dice_weight=0.7,
+        ce_weight=0.3,
+        ignore_index=255,
+        per_image=per_image,
+    )
+    losses = SegmentationLosses(config)
+    shared = {"smooth_nr": 1e-3, "smooth_dr": 1e-3, "ignore_index": 255, "per_image": per_image}
+    named = {
+        "generalized_dice": GeneralizedDiceLoss(3, weight_type="square", **shared),
+        "generalized_dice_focal": GeneralizedDiceFocalLoss(
+            3, gamma=1.5, lambda_gdl=0.7, lambda_focal=0.3, focal_alpha=0.4, **shared
+        ),
+    }
+    for name in GENERALIZED_DICE_NAMES:
+        value = as_numpy(getattr(losses, name)(ids, logits))
+        factory = create_segmentation_loss_function(name, config)(ids, logits)
+        np.testing.assert_allclose(value, as_numpy(factory), rtol=1e-6)
+        np.testing.assert_allclose(value, as_numpy(named[name](ids, logits)), rtol=1e-6)
+        assert 0.0 < value < 2.0
+
+
+def test_segmentation_losses_has_a_method_for_every_factory_name():
+    losses = SegmentationLosses(SegmentationLossConfig(3))
+    for name in LOSS_NAMES + GENERALIZED_DICE_NAMES:
+        assert callable(getattr(losses, name))
 
 
 def test_segmentation_losses_round_trips_through_keras_serialization():

@@ -89,6 +89,16 @@ class SegmentationLosses:
         """``dice_weight * focal_tversky + ce_weight * cross_entropy``."""
         return self.loss_for("focal_tversky_ce")(y_true, y_pred, sample_weight)
 
+    def generalized_dice(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
+        """Generalized Dice loss (Sudre et al.), square weights, ``smooth`` on both sides."""
+        return self.loss_for("generalized_dice")(y_true, y_pred, sample_weight)
+
+    def generalized_dice_focal(
+        self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
+    ) -> Any:
+        """``dice_weight * generalized_dice + ce_weight * focal``."""
+        return self.loss_for("generalized_dice_focal")(y_true, y_pred, sample_weight)
+
     def get_config(self) -> dict[str, Any]:
         return {"config": self.config.get_config()}
 
