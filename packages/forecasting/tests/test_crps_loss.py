@@ -9,11 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dl_techniques.losses.core.gradients import input_gradient
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
-    central_differences,
-    gradient_dtype,
+    assert_gradient_matches_central_differences,
     hypothesis_examples,
 )
 from dl_techniques.losses.forecasting import CRPSLoss
@@ -136,34 +134,42 @@ def test_scaled_divides_each_sample_by_its_mean_absolute_target(form):
 
 
 def test_gradient_matches_central_differences_for_each_form():
-    dtype = gradient_dtype()
-    tolerance = {"rtol": 1e-6, "atol": 1e-8} if dtype == "float64" else {"rtol": 1e-3, "atol": 1e-4}
     levels = (0.1, 0.35, 0.6, 0.9)
     gaussian_head = np.stack([MU, RAW_SIGMA], axis=-1)
     rng = np.random.default_rng(2)
     quantile_forecasts = TARGETS[..., None] + rng.normal(size=(2, 3, 4))
     cases = [
-        (CRPSLoss(reduction="sum", dtype=dtype), SAMPLES + rng.normal(0, 0.01, SAMPLES.shape)),
-        (CRPSLoss(form="gaussian", reduction="sum", dtype=dtype), gaussian_head),
         (
-            CRPSLoss(form="quantile", quantiles=levels, reduction="sum", dtype=dtype),
+            {},
+            SAMPLES + rng.normal(0, 0.01, SAMPLES.shape),
+            lambda values: ensemble_reference(TARGETS, values).sum(),
+        ),
+        (
+            {"form": "gaussian"},
+            gaussian_head,
+            lambda values: gaussian_crps_reference(TARGETS, values[..., 0], values[..., 1]).sum(),
+        ),
+        (
+            {"form": "quantile", "quantiles": levels},
             quantile_forecasts,
+            lambda values: pinball_crps(TARGETS, values, levels).sum(),
         ),
     ]
-    references = [
-        lambda values: ensemble_reference(TARGETS, values).sum(),
-        lambda values: gaussian_crps_reference(TARGETS, values[..., 0], values[..., 1]).sum(),
-        lambda values: pinball_crps(TARGETS, values, levels).sum(),
-    ]
-    targets = keras.ops.convert_to_tensor(TARGETS, dtype=dtype)
-    for (loss, y_pred), reference in zip(cases, references, strict=True):
-        gradient = as_numpy(
-            input_gradient(
-                lambda values, loss=loss: loss(targets, values),
-                keras.ops.convert_to_tensor(y_pred, dtype=dtype),
-            )
+    for kwargs, y_pred, reference in cases:
+
+        def loss_value(values, dtype, kwargs=kwargs):
+            targets = keras.ops.convert_to_tensor(TARGETS, dtype=dtype)
+            return CRPSLoss(reduction="sum", dtype=dtype, **kwargs)(targets, values)
+
+        assert_gradient_matches_central_differences(
+            loss_value,
+            reference,
+            y_pred,
+            rtol=1e-6,
+            atol=1e-8,
+            float32_rtol=1e-3,
+            float32_atol=1e-4,
         )
-        np.testing.assert_allclose(gradient, central_differences(reference, y_pred), **tolerance)
 
 
 def gaussian_crps_reference(y_true, mu, raw_sigma):

@@ -7,10 +7,7 @@ from hypothesis import strategies as st
 from dl_techniques.losses.core.gradients import input_gradient
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
-    backend_gradient,
-    central_differences,
-    float64_enabled,
-    gradient_dtype,
+    assert_gradient_matches_central_differences,
     hypothesis_examples,
 )
 from dl_techniques.losses.forecasting import TweedieLoss
@@ -67,16 +64,16 @@ def test_matches_numpy_reference_on_random_inputs(power):
 @pytest.mark.parametrize("power", [1.2, 1.7])
 def test_gradient_matches_central_differences_and_is_finite_at_zero(power):
     # COUNTS holds zeros, where y mu**(1 - p) must give a finite gradient.
-    dtype = gradient_dtype()
-    with float64_enabled():
-        gradient = backend_gradient(
-            lambda log_mu: TweedieLoss(power=power, reduction="sum", dtype=dtype)(COUNTS, log_mu),
-            LOG_MU,
-            dtype=dtype,
-        )
-    expected = central_differences(lambda v: tweedie_reference(COUNTS, v, power).sum(), LOG_MU)
+    gradient = assert_gradient_matches_central_differences(
+        lambda log_mu, dtype: TweedieLoss(power=power, reduction="sum", dtype=dtype)(
+            COUNTS, log_mu
+        ),
+        lambda v: tweedie_reference(COUNTS, v, power).sum(),
+        LOG_MU,
+        rtol=1e-6,
+        float32_rtol=1e-4,
+    )
     assert np.all(np.isfinite(gradient))
-    np.testing.assert_allclose(gradient, expected, rtol=1e-6 if dtype == "float64" else 1e-4)
 
 
 def test_gradient_is_lightgbm_tweedie_gradient_times_two():

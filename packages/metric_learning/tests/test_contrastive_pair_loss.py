@@ -6,9 +6,8 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
+    assert_gradient_matches_central_differences,
     backend_gradient,
-    central_differences,
-    gradient_dtype,
     hypothesis_examples,
 )
 from dl_techniques.losses.metric_learning import ContrastivePairLoss
@@ -39,14 +38,15 @@ def test_matches_the_numpy_reference(distance, contrastive_reference):
 
 def test_gradient_matches_central_differences_of_the_reference(contrastive_reference):
     labels, embeddings = random_batch(seed=5, batch=5)
-    dtype = gradient_dtype()
-    loss = ContrastivePairLoss(margin=1.5, dtype=dtype)
-    gradient = backend_gradient(lambda values: loss(labels, values), embeddings, dtype=dtype)
-    expected = central_differences(
-        lambda values: contrastive_reference(labels, values, 1.5, "euclidean"), embeddings
+    assert_gradient_matches_central_differences(
+        lambda values, dtype: ContrastivePairLoss(margin=1.5, dtype=dtype)(labels, values),
+        lambda values: contrastive_reference(labels, values, 1.5, "euclidean"),
+        embeddings,
+        rtol=1e-6,
+        atol=1e-6,
+        float32_rtol=2e-3,
+        float32_atol=2e-3,
     )
-    tolerance = 1e-6 if dtype == "float64" else 2e-3
-    np.testing.assert_allclose(gradient, expected, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("distance", DISTANCES)

@@ -6,9 +6,8 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
+    assert_gradient_matches_central_differences,
     backend_gradient,
-    central_differences,
-    gradient_dtype,
     hypothesis_examples,
 )
 from dl_techniques.losses.metric_learning import TripletLoss
@@ -54,14 +53,15 @@ def test_matches_the_numpy_reference(mining, distance, triplet_reference):
 @pytest.mark.parametrize("mining", MINING)
 def test_gradient_matches_central_differences_of_the_reference(mining, triplet_reference):
     labels, embeddings = random_batch(seed=3, batch=6)
-    dtype = gradient_dtype()
-    loss = TripletLoss(margin=0.8, mining=mining, dtype=dtype)
-    gradient = backend_gradient(lambda values: loss(labels, values), embeddings, dtype=dtype)
-    expected = central_differences(
-        lambda values: triplet_reference(labels, values, 0.8, mining, "euclidean"), embeddings
+    assert_gradient_matches_central_differences(
+        lambda values, dtype: TripletLoss(margin=0.8, mining=mining, dtype=dtype)(labels, values),
+        lambda values: triplet_reference(labels, values, 0.8, mining, "euclidean"),
+        embeddings,
+        rtol=1e-6,
+        atol=1e-6,
+        float32_rtol=2e-3,
+        float32_atol=2e-3,
     )
-    tolerance = 1e-6 if dtype == "float64" else 2e-3
-    np.testing.assert_allclose(gradient, expected, rtol=tolerance, atol=tolerance)
 
 
 def test_anchors_without_a_positive_or_a_negative_are_left_out():

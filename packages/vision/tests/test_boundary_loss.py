@@ -65,19 +65,15 @@ def test_loss_matches_reference_value_and_gradient(include_background):
     loss = BoundaryLoss(include_background=include_background)
     expected = boundary_reference(phi, logits, include_background)
     np.testing.assert_allclose(per_image(loss, phi, logits), expected, rtol=1e-5, atol=1e-7)
-    dtype = numeric.gradient_dtype()
-    with numeric.float64_enabled():
-        gradient = numeric.backend_gradient(
-            lambda x: BoundaryLoss(
-                include_background=include_background, reduction="sum", dtype=dtype
-            )(phi, x),
-            logits,
-            dtype=dtype,
-        )
-    numerical = numeric.central_differences(
-        lambda x: boundary_reference(phi, x, include_background), logits
+    numeric.assert_gradient_matches_central_differences(
+        lambda x, dtype: BoundaryLoss(
+            include_background=include_background, reduction="sum", dtype=dtype
+        )(phi, x),
+        lambda x: boundary_reference(phi, x, include_background),
+        logits,
+        rtol=1e-4,
+        atol=1e-8,
     )
-    np.testing.assert_allclose(gradient, numerical, rtol=1e-4, atol=1e-8)
 
 
 def test_probabilities_and_single_channel_logits():

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
+    assert_gradient_matches_central_differences,
     backend_gradient,
-    central_differences,
     float64_enabled,
     gradient_dtype,
     hypothesis_examples,
@@ -172,15 +172,13 @@ def test_gradient_matches_central_differences_of_the_reference():
     # CIoU's alpha is a constant in the reference's gradient, so check DIoU here.
     rng = np.random.default_rng(3)
     y_true, y_pred = random_boxes(rng, (4,)), random_boxes(rng, (4,))
-    dtype = gradient_dtype()
-    with float64_enabled():
-        gradient = backend_gradient(
-            lambda p: BoxIoULoss(kind="diou", reduction="sum", dtype=dtype)(y_true, p),
-            y_pred,
-            dtype=dtype,
-        )
-    expected = central_differences(lambda p: box_iou_reference(y_true, p, "diou"), y_pred)
-    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-6)
+    assert_gradient_matches_central_differences(
+        lambda p, dtype: BoxIoULoss(kind="diou", reduction="sum", dtype=dtype)(y_true, p),
+        lambda p: box_iou_reference(y_true, p, "diou"),
+        y_pred,
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 def test_xywh_equals_xyxy_of_the_same_boxes():

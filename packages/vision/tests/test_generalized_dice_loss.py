@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
+    assert_gradient_matches_central_differences,
     backend_gradient,
-    central_differences,
     float64_enabled,
     gradient_dtype,
     hypothesis_examples,
@@ -248,15 +248,13 @@ def test_matches_reference_with_one_hot_labels_and_ignored_pixels(weight_type, p
 def test_gradient_matches_central_differences():
     rng = np.random.default_rng(2)
     logits, ids = rng.normal(size=(2, 3, 3, 3)), rng.integers(0, 2, size=(2, 3, 3))
-    dtype = gradient_dtype()
-    with float64_enabled():
-        gradient = backend_gradient(
-            lambda x: GeneralizedDiceLoss(3, dtype=dtype)(ids, x), logits, dtype=dtype
-        )
-    expected = central_differences(
-        lambda x: generalized_dice_reference(ids, x, "square", False), logits
+    assert_gradient_matches_central_differences(
+        lambda x, dtype: GeneralizedDiceLoss(3, dtype=dtype)(ids, x),
+        lambda x: generalized_dice_reference(ids, x, "square", False),
+        logits,
+        rtol=1e-4,
+        atol=1e-8,
     )
-    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-8)
 
 
 def test_focal_variant_adds_the_softmax_focal_term():

@@ -240,11 +240,15 @@ def test_compiled_gradient_matches_central_differences():
     logits = rng.normal(scale=2.0, size=(2, 5, 5, 2))
     ids = rng.integers(0, 2, size=(2, 5, 5))
     loss = SoftCLDiceLoss(reduction="sum")
-    compiled = numeric.backend_gradient(
-        lambda x: loss(ids, x), logits, dtype="float32", compiled=True
+    numeric.assert_gradient_matches_central_differences(
+        lambda x, dtype: loss(ids, x),
+        lambda x: cldice_reference(ids, x),
+        logits,
+        rtol=2e-3,
+        atol=2e-5,
+        dtype="float32",
+        compiled=True,
     )
-    expected = numeric.central_differences(lambda x: cldice_reference(ids, x), logits)
-    np.testing.assert_allclose(compiled, expected, rtol=2e-3, atol=2e-5)
 
 
 def test_a_perfect_line_scores_zero_and_a_broken_line_does_not():

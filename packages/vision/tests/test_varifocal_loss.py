@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 
 from dl_techniques.losses.core.testing.numeric import (
     as_numpy,
+    assert_gradient_matches_central_differences,
     backend_gradient,
-    central_differences,
     float64_enabled,
     gradient_dtype,
     hypothesis_examples,
@@ -86,13 +86,13 @@ def test_gradient_matches_central_differences():
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(2, 3, 4))
     scores = rng.uniform(size=logits.shape) * (rng.uniform(size=logits.shape) < 0.4)
-    dtype = gradient_dtype()
-    with float64_enabled():
-        gradient = backend_gradient(
-            lambda x: VarifocalLoss(reduction="sum", dtype=dtype)(scores, x), logits, dtype=dtype
-        )
-    expected = central_differences(lambda x: varifocal_reference(scores, x), logits)
-    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-7)
+    assert_gradient_matches_central_differences(
+        lambda x, dtype: VarifocalLoss(reduction="sum", dtype=dtype)(scores, x),
+        lambda x: varifocal_reference(scores, x),
+        logits,
+        rtol=1e-4,
+        atol=1e-7,
+    )
 
 
 @settings(max_examples=hypothesis_examples(15), deadline=None)

@@ -8,6 +8,8 @@ These helpers are the pieces such a test needs around the reference:
 - :func:`backend_gradient`: the gradient of a scalar function of a tensor, by
   the current backend's own differentiation (``tf.GradientTape``,
   ``jax.grad``, torch autograd), optionally compiled.
+- :func:`assert_gradient_matches_central_differences`: the two above compared,
+  the gradient check of a loss against its numpy reference.
 - :func:`gradient_dtype` and :func:`float64_enabled`: the precision a gradient
   check can run in on the current backend.
 - :func:`compiled`: a function compiled by the backend's tracing compiler.
@@ -159,6 +161,95 @@ def backend_gradient(
     )
 
 
+def assert_gradient_matches_central_differences(
+    fn: Callable[[Any, str], Any],
+    reference: Callable[[np.ndarray], Any],
+    point: Any,
+    *,
+    rtol: float,
+    atol: float = 0.0,
+    float32_rtol: float | None = None,
+    float32_atol: float | None = None,
+    dtype: str | None = None,
+    compiled: bool = False,
+    step: float = 1e-6,
+) -> np.ndarray:
+    """Asserts that the backend's gradient of ``fn`` is the numerical gradient of ``reference``.
+
+    ```
+    analytic  = d fn(point, dtype) / d point           (backend_gradient)
+    numerical = d sum(reference(point)) / d point      (central_differences, float64)
+    |analytic - numerical| <= atol + rtol |numerical|  elementwise
+    ```
+
+    The check a loss test makes of its gradient: ``fn`` runs the loss on the
+    backend and ``reference`` is the float64 numpy formula of the same value.
+    ``fn`` receives the tensor and the dtype it is in, so the loss can compute
+    in that dtype (``SomeLoss(dtype=dtype)``) rather than round through
+    float32. Where the backend cannot compute in float64 (jax without x64, see
+    :func:`gradient_dtype`) the gradient is a float32 one and the float32
+    tolerances apply.
+
+    Args:
+        fn: ``fn(values, dtype)``, a scalar tensor: the loss at ``values``.
+        reference: A numpy function of a float64 array shaped like ``point``;
+            an array result is summed.
+        point: Where both gradients are taken.
+        rtol: Relative tolerance for a float64 gradient.
+        atol: Absolute tolerance for a float64 gradient.
+        float32_rtol: Relative tolerance for a gradient computed in float32
+            (or a lower precision); ``rtol`` if None.
+        float32_atol: Absolute tolerance for such a gradient; ``atol`` if None.
+        dtype: The dtype ``point`` is converted to and ``fn`` computes in; by
+            default :func:`gradient_dtype`.
+        compiled: Whether the backend gradient is taken inside a compiled
+            function (see :func:`backend_gradient`).
+        step: The half-width of each central difference.
+
+    Returns:
+        The backend gradient, a float64 array shaped like ``point``, for
+        further checks (finiteness, zeros at ignored positions).
+
+    Raises:
+        AssertionError: When the gradients differ beyond the tolerances.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from dl_techniques.losses.core.testing.numeric import (
+        assert_gradient_matches_central_differences,
+    )
+
+    assert_gradient_matches_central_differences(
+        lambda values, dtype: keras.ops.sum(keras.ops.softplus(values)),
+        lambda values: np.logaddexp(0.0, values),
+        np.array([0.5, -1.0, 2.0]),
+        rtol=1e-6,
+        float32_rtol=1e-4,
+    )
+    ```
+    """
+    dtype = dtype or gradient_dtype()
+    with float64_enabled():
+        analytic = backend_gradient(
+            lambda values: fn(values, dtype), point, dtype=dtype, compiled=compiled
+        )
+    numerical = central_differences(reference, point, step=step)
+    if dtype != "float64":
+        rtol = rtol if float32_rtol is None else float32_rtol
+        atol = atol if float32_atol is None else float32_atol
+    np.testing.assert_allclose(
+        analytic,
+        numerical,
+        rtol=rtol,
+        atol=atol,
+        err_msg=f"backend gradient ({dtype}) vs central differences of the reference",
+    )
+    return analytic
+
+
 THOROUGH_VARIABLE = "DL_LOSSES_THOROUGH"
 
 
@@ -295,6 +386,7 @@ def _leaf_as_numpy(value: Any) -> np.ndarray:
 
 __all__ = [
     "as_numpy",
+    "assert_gradient_matches_central_differences",
     "backend_gradient",
     "central_differences",
     "compiled",
