@@ -307,3 +307,72 @@ CASES.append(
         warmup=5,
     )
 )
+
+
+def torch_supcontrast(temperature, base_temperature):
+    """SupCon L_out (Khosla et al., 2020) as the SupContrast code computes it, in eager torch.
+
+    Views ``(B, V, D)`` normalised and stacked view-major, the row maximum
+    subtracted, a ``(BV, BV)`` label mask with the diagonal removed from the
+    positives and the denominator, mean over every anchor (each has a positive
+    with ``V >= 2``).
+    """
+    import torch
+    import torch.nn.functional as functional
+
+    def supcon(labels, views):
+        samples, view_count = views.shape[:2]
+        features = functional.normalize(views, dim=-1)
+        contrast = torch.cat(torch.unbind(features, dim=1), dim=0)
+        logits = contrast @ contrast.T / temperature
+        logits = logits - logits.max(dim=1, keepdim=True).values.detach()
+        labels = labels.reshape(-1, 1)
+        not_self = 1.0 - torch.eye(samples * view_count)
+        positives = (labels == labels.T).float().repeat(view_count, view_count) * not_self
+        log_prob = logits - torch.log((torch.exp(logits) * not_self).sum(1, keepdim=True))
+        mean_log_prob = (positives * log_prob).sum(1) / positives.sum(1)
+        return -(temperature / base_temperature) * mean_log_prob.mean()
+
+    return TorchReference(supcon)
+
+
+def run_supcon(params, timing):
+    from benchmarking import print_ratio_table
+
+    from dl_techniques.losses.self_supervised.supcon_loss import SupConLoss
+
+    batch, dim, chunk_size = params["batch"], params["dim"], params["chunk_size"]
+    rng = np.random.default_rng(0)
+    views = keras.ops.convert_to_tensor(rng.normal(size=(batch, 2, dim)).astype("float32"))
+    labels = keras.ops.convert_to_tensor(np.arange(batch) % params["classes"], "int32")
+    functions = [
+        ("SupConLoss", SupConLoss()),
+        (f"SupConLoss(chunk_size={chunk_size})", SupConLoss(chunk_size=chunk_size)),
+    ]
+    if torch_available():
+        functions.append(("torch SupContrast", torch_supcontrast(0.07, 0.07)))
+    functions.append((EMPTY_STEP, empty_step))
+    medians = timing.medians([(label, fn, labels, views) for label, fn in functions])
+    timing.print_header(
+        f"{batch} samples x 2 views, D={dim}, {params['classes']} classes; "
+        "forward + gradient w.r.t. the embeddings"
+    )
+    if torch_available():
+        labels_shown = [label for label, _ in functions if label != EMPTY_STEP]
+        print_ratio_table("loss", labels_shown, medians, "torch SupContrast", "us", 1.2)
+    else:
+        print(f"SupConLoss {medians['SupConLoss'] * 1e6:.2f} us; {torch_reference_note()}")
+    print_fixed_cost(medians)
+
+
+CASES.append(
+    Case(
+        "supcon",
+        "SupConLoss (one block and chunked) vs the SupContrast formula in eager torch",
+        run_supcon,
+        params={"batch": 256, "dim": 128, "chunk_size": 128, "classes": 10},
+        quick={"batch": 8, "dim": 8, "chunk_size": 4, "classes": 3},
+        repetitions=50,
+        warmup=5,
+    )
+)

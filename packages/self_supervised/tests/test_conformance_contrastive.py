@@ -8,9 +8,9 @@ class TestContrastiveConformance(LossConformanceTests):
     cases = conformance_cases()
 
 
-def test_cases_cover_clip_and_siglip():
+def test_cases_cover_clip_siglip_and_supcon():
     names = {case.loss_class.__name__ for case in conformance_cases()}
-    assert names == {"CLIPContrastiveLoss", "SigLIPContrastiveLoss"}
+    assert names == {"CLIPContrastiveLoss", "SigLIPContrastiveLoss", "SupConLoss"}
 
 
 def test_keras_registered_names_use_the_library_package():

@@ -1,4 +1,4 @@
-"""CLIP, SigLIP and NT-Xent on embeddings: N replicas train as one device with the global batch.
+"""CLIP, SigLIP, NT-Xent, SupCon on embeddings: N replicas train as one device on the global batch.
 
 Only the current backend's engine runs, in a fresh process (the device layout
 must be set before the framework initialises): JAX DataParallel over 4 host
@@ -26,7 +26,7 @@ SCRIPT = {
 }[BACKEND]
 REPLICAS = {"tensorflow": 4, "jax": 4, "torch": 2}[BACKEND]
 MULTIDEVICE = Path(__file__).parent / "multidevice"
-LOSS_NAMES = ["clip", "siglip", "ntxent"]
+LOSS_NAMES = ["clip", "siglip", "ntxent", "supcon"]
 pytestmark = pytest.mark.slow
 
 
@@ -83,6 +83,27 @@ def ntxent_reference(problem, temperature, chunk_size):
     return -np.mean(log_softmax(logits)[np.arange(count), partners])
 
 
+def supcon_reference(problem, temperature, base_temperature, chunk_size):
+    """SupCon L_out (``SupConLoss``): a sample's image and text embeddings as its two views.
+
+    Multi-hot labels; every view is an anchor; positives share a label (a sample without labels
+    has none, and its anchors are left out of the mean).
+    """
+    del chunk_size
+    image = normalized(np.asarray(problem["image"]) @ np.asarray(problem["image_kernel"]))
+    text = normalized(np.asarray(problem["text"]) @ np.asarray(problem["text_kernel"]))
+    embeddings = np.stack([image, text], axis=1).reshape(-1, image.shape[1])
+    labels = np.asarray(problem["labels"])
+    positives = np.repeat(np.repeat(labels @ labels.T > 0, 2, axis=0), 2, axis=1)
+    np.fill_diagonal(positives, False)
+    logits = embeddings @ embeddings.T / temperature
+    np.fill_diagonal(logits, -np.inf)
+    log_probabilities = log_softmax(logits)
+    anchors = np.flatnonzero(positives.any(axis=1))
+    losses = [-log_probabilities[i, positives[i]].mean() for i in anchors]
+    return temperature / base_temperature * np.mean(losses)
+
+
 def test_engine_runs_the_expected_number_of_replicas(run):
     assert run["replicas"] == REPLICAS
 
@@ -90,8 +111,9 @@ def test_engine_runs_the_expected_number_of_replicas(run):
 @pytest.mark.parametrize("loss_name", LOSS_NAMES)
 def test_single_device_first_loss_matches_the_reference(run, loss_name):
     problem = run["problem"]
-    if loss_name == "ntxent":
-        expected = ntxent_reference(problem, **problem[loss_name])
+    if loss_name in ("ntxent", "supcon"):
+        reference = {"ntxent": ntxent_reference, "supcon": supcon_reference}[loss_name]
+        expected = reference(problem, **problem[loss_name])
     else:
         reference = {"clip": clip_reference, "siglip": siglip_reference}[loss_name]
         expected = reference(initial_similarities(problem), **problem[loss_name])

@@ -1,4 +1,9 @@
-"""The paired problem, model and losses the contrastive multi-device scripts share."""
+"""The paired problem, model and losses the contrastive multi-device scripts share.
+
+SupCon reads the image and text embeddings of a sample as its two views and
+takes multi-hot labels as targets (one sample has no label, so its anchors
+drop out of the mean); the other losses get no targets.
+"""
 
 import keras
 import numpy as np
@@ -7,6 +12,7 @@ from dl_techniques.losses.core.distributed import replica_count
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.nt_xent_loss import NTXentLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.supcon_loss import SupConLoss
 
 GLOBAL_BATCH = 8
 STEPS = 3
@@ -14,6 +20,9 @@ LEARNING_RATE = 0.1
 CLIP_SETTINGS = {"temperature": 0.5, "label_smoothing": 0.1}
 SIGLIP_SETTINGS = {"temperature": 5.0, "bias": -2.0, "chunk_size": 3}
 NTXENT_SETTINGS = {"temperature": 0.5, "chunk_size": 5}
+SUPCON_SETTINGS = {"temperature": 0.5, "base_temperature": 0.3, "chunk_size": 5}
+# Multi-hot labels of the 8 samples; sample 5 has none.
+LABELS = [[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]]
 
 
 class PairsAsViews:
@@ -27,15 +36,33 @@ class PairsAsViews:
         return self.loss(y_true, views, sample_weight)
 
 
+class PairsAsSampleViews:
+    """SupCon on the pair model: each sample's image and text embeddings as its two views."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        views = keras.ops.stack([y_pred["image_embeddings"], y_pred["text_embeddings"]], axis=1)
+        return self.loss(y_true, views, sample_weight)
+
+
 def make_loss(name):
     if name == "clip":
         return CLIPContrastiveLoss(**CLIP_SETTINGS)
     if name == "ntxent":
         return PairsAsViews(NTXentLoss(**NTXENT_SETTINGS))
+    if name == "supcon":
+        return PairsAsSampleViews(SupConLoss(**SUPCON_SETTINGS))
     return SigLIPContrastiveLoss(**SIGLIP_SETTINGS)
 
 
-LOSS_NAMES = ("clip", "siglip", "ntxent")
+def targets(arrays, name):
+    """The labels SupCon trains on; ``None`` for the losses that take no targets."""
+    return arrays["labels"] if name == "supcon" else None
+
+
+LOSS_NAMES = ("clip", "siglip", "ntxent", "supcon")
 
 
 def problem():
@@ -47,6 +74,7 @@ def problem():
         "text": np.tanh(latent @ rng.normal(size=(3, 4))),
         "image_kernel": rng.normal(size=(5, 3)),
         "text_kernel": rng.normal(size=(4, 3)),
+        "labels": np.array(LABELS),
     }
     return {name: value.astype("float32") for name, value in arrays.items()}
 
@@ -56,6 +84,7 @@ def as_lists(arrays):
         "clip": CLIP_SETTINGS,
         "siglip": SIGLIP_SETTINGS,
         "ntxent": NTXENT_SETTINGS,
+        "supcon": SUPCON_SETTINGS,
         **{name: value.tolist() for name, value in arrays.items()},
     }
 

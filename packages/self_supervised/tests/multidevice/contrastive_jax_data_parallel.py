@@ -1,4 +1,4 @@
-"""CLIP and SigLIP on embeddings under keras.distribution.DataParallel on 4 host CPUs.
+"""CLIP, SigLIP, NT-Xent and SupCon on embeddings, keras.distribution.DataParallel, 4 host CPUs.
 
 Each loss trains the same model for 3 jit-compiled steps on one device and
 data-parallel over four. Prints one JSON object on the last line of stdout;
@@ -25,6 +25,7 @@ from contrastive_common import (  # noqa: E402
     inputs,
     make_loss,
     problem,
+    targets,
 )
 
 DEVICES = 4
@@ -38,7 +39,12 @@ def train(arrays, loss_name):
         jit_compile=True,
     )
     history = model.fit(
-        inputs(arrays), batch_size=GLOBAL_BATCH, epochs=STEPS, shuffle=False, verbose=0
+        inputs(arrays),
+        targets(arrays, loss_name),
+        batch_size=GLOBAL_BATCH,
+        epochs=STEPS,
+        shuffle=False,
+        verbose=0,
     )
     return {
         "loss": history.history["loss"],

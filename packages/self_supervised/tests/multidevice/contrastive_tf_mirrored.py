@@ -1,4 +1,4 @@
-"""CLIP and SigLIP on embeddings under tf.distribute.MirroredStrategy on 4 logical CPUs.
+"""CLIP, SigLIP, NT-Xent and SupCon on embeddings under tf.distribute.MirroredStrategy, 4 CPUs.
 
 Each loss trains the same model for 3 steps alone and over 4 replicas with the
 same global batch. Prints one JSON object on the last line of stdout;
@@ -31,6 +31,7 @@ from contrastive_common import (  # noqa: E402
     inputs,
     make_loss,
     problem,
+    targets,
 )
 
 
@@ -44,7 +45,12 @@ def train(arrays, loss_name):
         jit_compile=False,
     )
     history = model.fit(
-        inputs(arrays), batch_size=GLOBAL_BATCH, epochs=STEPS, shuffle=False, verbose=0
+        inputs(arrays),
+        targets(arrays, loss_name),
+        batch_size=GLOBAL_BATCH,
+        epochs=STEPS,
+        shuffle=False,
+        verbose=0,
     )
     return {
         "loss": history.history["loss"],

@@ -1,4 +1,4 @@
-"""CLIP and SigLIP on embeddings under torch DDP with two gloo processes.
+"""CLIP, SigLIP, NT-Xent and SupCon on embeddings under torch DDP with two gloo processes.
 
 Each process holds half of the global batch; the parent first trains alone
 on the whole batch for comparison. Prints one JSON object on the last line of
@@ -24,6 +24,7 @@ from contrastive_common import (  # noqa: E402
     build_model,
     make_loss,
     problem,
+    targets,
 )
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
@@ -42,9 +43,12 @@ def train(arrays, loss_name, rank, world_size):
         name: torch.from_numpy(np.split(arrays[name], world_size)[rank].copy())
         for name in ("image", "text")
     }
+    labels = targets(arrays, loss_name)
+    if labels is not None:
+        labels = torch.from_numpy(np.split(labels, world_size)[rank].copy())
     losses = []
     for _ in range(STEPS):
-        loss = loss_fn(None, module(batch))
+        loss = loss_fn(labels, module(batch))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

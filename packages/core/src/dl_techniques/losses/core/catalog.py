@@ -73,6 +73,7 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "FeatureAlignmentLoss",
         "ClusteringLoss",
         "NTXentLoss",
+        "SupConLoss",
     ),
     "vision": (
         "AffineInvariantLoss",

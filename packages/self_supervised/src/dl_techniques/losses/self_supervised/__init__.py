@@ -1,4 +1,7 @@
-"""Self-supervised losses: CLIP, SigLIP, NT-Xent, DINO, iBOT, KoLeo, alignment, clustering."""
+"""Self-supervised losses.
+
+CLIP, SigLIP, NT-Xent, SupCon, DINO, iBOT, KoLeo, feature alignment, clustering.
+"""
 
 from dl_techniques.losses.self_supervised.clip_contrastive_loss import CLIPContrastiveLoss
 from dl_techniques.losses.self_supervised.clustering_loss import ClusteringLoss
@@ -9,6 +12,7 @@ from dl_techniques.losses.self_supervised.ibot_patch_loss import iBOTPatchLoss
 from dl_techniques.losses.self_supervised.koleo_loss import KoLeoLoss
 from dl_techniques.losses.self_supervised.nt_xent_loss import NTXentLoss
 from dl_techniques.losses.self_supervised.siglip_contrastive_loss import SigLIPContrastiveLoss
+from dl_techniques.losses.self_supervised.supcon_loss import SupConLoss
 from dl_techniques.losses.self_supervised.teacher_center_layer import TeacherCenterLayer
 
 # The entry points of pyproject.toml, written by tools/generate.py.
@@ -21,6 +25,7 @@ __all__ = [
     "KoLeoLoss",
     "NTXentLoss",
     "SigLIPContrastiveLoss",
+    "SupConLoss",
     "TeacherCenterLayer",
     "iBOTPatchLoss",
 ]

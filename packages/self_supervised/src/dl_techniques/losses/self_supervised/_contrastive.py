@@ -5,9 +5,15 @@ against every text, or as the two embedding batches. ``parse_prediction``
 checks its static shapes and returns a :class:`PairedBatch`: the local rows
 (one per local sample) scored against every column of the global batch, plus
 the score of each local sample's own pair.
+
+The anchor-against-candidates losses (NT-Xent, SupCon) share the rest: the
+logits with each anchor's own column masked, the reduction over blocks of
+candidate columns recomputed in the backward pass (``chunk_size``), and the
+position of the local replica's block among the gathered ones.
 """
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -22,6 +28,8 @@ IMAGE_EMBEDDINGS = "image_embeddings"
 TEXT_EMBEDDINGS = "text_embeddings"
 
 _NORM_EPSILON = 1e-12
+MASKED_LOGIT = -1e9
+"""The logit of an anchor against itself: no weight in a softmax, a finite gradient."""
 _FORMS = (
     f'a (B, B) matrix, a dict {{"{IMAGE_LOGITS}", "{TEXT_LOGITS}"}}, a 2-tuple of '
     f'(B, B) matrices, or a dict {{"{IMAGE_EMBEDDINGS}", "{TEXT_EMBEDDINGS}"}} of (B, D) '
@@ -132,6 +140,78 @@ def l2_normalize(embeddings: Any) -> Any:
     """Divides each row by its L2 norm, floored at 1e-12 (a zero row stays zero)."""
     squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
     return embeddings * keras.ops.rsqrt(keras.ops.maximum(squared_norm, _NORM_EPSILON**2))
+
+
+def own_column_mask(start: Any, block_size: Any, own_columns: Any) -> Any:
+    """Returns the ``(anchors, block_size)`` mask of each anchor's own candidate column.
+
+    Args:
+        start: The column index of the block's first candidate.
+        block_size: The number of candidates in the block.
+        own_columns: ``(anchors,)`` int32, the column holding each anchor itself.
+    """
+    columns = start + keras.ops.arange(block_size, dtype="int32")
+    return keras.ops.equal(columns[None, :], own_columns[:, None])
+
+
+def masked_logits(anchors: Any, block: Any, start: Any, own_columns: Any, temperature: float):
+    """Logits of the anchors against a block of candidates from column ``start`` on.
+
+    The anchor's own column gets :data:`MASKED_LOGIT`: no weight in a softmax,
+    and a finite gradient where a whole block is masked.
+    """
+    logits = keras.ops.matmul(anchors, keras.ops.transpose(block)) / temperature
+    own = own_column_mask(start, keras.ops.shape(block)[0], own_columns)
+    return keras.ops.where(own, MASKED_LOGIT, logits)
+
+
+def reduce_column_blocks(
+    block_statistics: Callable[..., Any],
+    columns: Sequence[Any],
+    chunk_size: int,
+    combine: Callable[[Any, Any], Any],
+    *arguments: Any,
+) -> Any:
+    """Combines per-anchor statistics over blocks of ``chunk_size`` candidate columns.
+
+    ``block_statistics(*blocks, start, *arguments)`` gets rows ``start`` to
+    ``start + chunk_size`` of each tensor of ``columns`` (candidates, and
+    whatever belongs to them, such as labels) and the int32 ``start``, and
+    returns the statistics of that block; ``combine(total, block)`` merges
+    them (``keras.ops.logaddexp`` for a logsumexp). Each block is recomputed
+    in the backward pass, so neither pass holds more than one block of
+    logits: memory O(anchors x chunk_size). The number of columns must be
+    known when tracing.
+
+    ``block_statistics`` must take every tensor it reads as an argument, not
+    through a closure: TensorFlow's remat differentiates only with respect to
+    the arguments.
+    """
+    recomputed = keras.remat(block_statistics)
+    total = None
+    for begin in range(0, columns[0].shape[0], chunk_size):
+        blocks = [column[begin : begin + chunk_size] for column in columns]
+        start = keras.ops.convert_to_tensor(begin, "int32")
+        value = recomputed(*blocks, start, *arguments)
+        total = value if total is None else combine(total, value)
+    return total
+
+
+def local_block(local: Any, gathered: Any) -> Any:
+    """Returns the index (int32) of this replica's block among the gathered ones.
+
+    ``gathered`` is ``all_gather(local)``: ``R = replica_count()`` blocks
+    shaped like ``local``, in replica order. Keras has no replica id on every
+    engine, so the block is the first one equal to ``local``
+    (``all_gather`` copies values exactly; two equal blocks are
+    interchangeable in anything computed from them). 0 on one replica.
+    """
+    replicas = replica_count()
+    if replicas == 1:
+        return keras.ops.convert_to_tensor(0, "int32")
+    blocks = keras.ops.reshape(gathered, (replicas, -1))
+    same = keras.ops.all(keras.ops.equal(blocks, keras.ops.reshape(local, (1, -1))), axis=1)
+    return keras.ops.cast(keras.ops.argmax(keras.ops.cast(same, "int32")), "int32")
 
 
 def _from_logits(loss_name, image_logits, text_logits):

@@ -12,7 +12,6 @@ from dl_techniques.losses.core.shapes import shapes_match, static_shape
 from dl_techniques.losses.self_supervised import _contrastive
 
 VIEWS = ("view1", "view2")
-_MASKED_LOGIT = -1e9
 
 
 @register_serializable
@@ -106,7 +105,9 @@ class NTXentLoss(PerSampleLoss):
         if self.chunk_size is None or total_columns is None or total_columns <= self.chunk_size:
             # One block (also for a batch known only at run time: TensorFlow
             # traces `fit` with an unknown batch): one fused cross-entropy.
-            logits = _masked_logits(anchors, candidates, 0, own_columns, self.temperature)
+            logits = _contrastive.masked_logits(
+                anchors, candidates, 0, own_columns, self.temperature
+            )
             positive_columns = keras.ops.concatenate(
                 [own_columns[: local_count(first)] + total, own_columns[: local_count(first)]]
             )
@@ -130,19 +131,12 @@ class NTXentLoss(PerSampleLoss):
         temperature = self.temperature
 
         def block_logsumexp(block, start, anchors, own_columns):
-            # The operands are arguments, not closures: TensorFlow's remat
-            # differentiates only with respect to the arguments.
-            logits = _masked_logits(anchors, block, start, own_columns, temperature)
+            logits = _contrastive.masked_logits(anchors, block, start, own_columns, temperature)
             return keras.ops.logsumexp(logits, axis=-1)
 
-        recomputed = keras.remat(block_logsumexp)
-        total = None
-        for begin in range(0, candidates.shape[0], chunk_size):
-            block = candidates[begin : begin + chunk_size]
-            offset = keras.ops.convert_to_tensor(begin, "int32")
-            value = recomputed(block, offset, anchors, own_columns)
-            total = value if total is None else keras.ops.logaddexp(total, value)
-        return total
+        return _contrastive.reduce_column_blocks(
+            block_logsumexp, (candidates,), chunk_size, keras.ops.logaddexp, anchors, own_columns
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -192,37 +186,15 @@ def local_count(first: Any) -> Any:
     return keras.ops.shape(first)[0] if count is None else count
 
 
-def _masked_logits(anchors: Any, block: Any, start: Any, own_columns: Any, temperature: float):
-    """Logits of the anchors against a block of candidates from column ``start`` on.
-
-    The anchor's own column gets a logit of -1e9: no weight in a softmax,
-    and a finite gradient where a whole block is masked.
-    """
-    logits = keras.ops.matmul(anchors, keras.ops.transpose(block)) / temperature
-    columns = start + keras.ops.arange(keras.ops.shape(block)[0], dtype="int32")
-    own = keras.ops.equal(columns[None, :], own_columns[:, None])
-    return keras.ops.where(own, _MASKED_LOGIT, logits)
-
-
 def _own_columns(first: Any, gathered_first: Any) -> tuple[Any, Any]:
     """Returns, per anchor, the candidate column holding the anchor itself, and ``N``.
 
     Anchors are ``[view1; view2]`` of the local ``b`` samples; candidates are
-    ``[view1; view2]`` of the ``N = R b`` gathered samples, in replica order.
-    The local block's position among the ``R`` gathered blocks is the first
-    block equal to the local view1 (``all_gather`` copies values exactly; two
-    equal blocks have equal similarities, so either gives the same value).
+    ``[view1; view2]`` of the ``N = R b`` gathered samples, in replica order,
+    the local samples in the block that ``_contrastive.local_block`` finds.
     """
     local = local_count(first)
     rows = keras.ops.arange(local, dtype="int32")
-    replicas = replica_count()
-    if replicas == 1:
-        block = keras.ops.convert_to_tensor(0, "int32")
-        total = local
-    else:
-        blocks = keras.ops.reshape(gathered_first, (replicas, local, -1))
-        same = keras.ops.all(keras.ops.equal(blocks, first[None]), axis=(1, 2))
-        block = keras.ops.cast(keras.ops.argmax(keras.ops.cast(same, "int32")), "int32")
-        total = replicas * local
-    own = block * local + rows
+    total = replica_count() * local
+    own = _contrastive.local_block(first, gathered_first) * local + rows
     return keras.ops.concatenate([own, own + total], axis=0), total
