@@ -7,6 +7,7 @@ from dl_techniques.losses.core.testing import numeric
 from dl_techniques.losses.vision import (
     SegmentationLossConfig,
     SoftCLDiceLoss,
+    SoftDiceCLDiceLoss,
     create_segmentation_loss_function,
 )
 
@@ -162,6 +163,41 @@ MONAI = {
     ),
 }
 
+# SoftDiceCLDiceLoss on the same LOGITS and IDS, computed offline with MONAI 1.6.1 under
+# torch 2.13, float64, channels first (MONAI pip-installed with --no-deps into /tmp/refpkgs,
+# run with PYTHONPATH=/tmp/refpkgs):
+#   x = torch.tensor(LOGITS).permute(0, 3, 1, 2).requires_grad_(True)
+#   loss = SoftDiceclDiceLoss(iter_=3, alpha=0.3, smooth_nr=1.0, smooth_dr=1.0,
+#                             include_background=b, softmax=True, to_onehot_y=True,
+#                             reduction="mean")
+#   v = loss(x, torch.tensor(IDS)[:, None])
+#   v.backward(); v.item(), x.grad.permute(0, 2, 3, 1)[1, 3].tolist()
+# (image 1, row 3), keyed by include_background b.
+MONAI_DICE_CLDICE = {
+    False: (
+        0.72488277440925,
+        [
+            [-0.0005251883453081133, 8.031274012921888e-05, 0.0004448756051788941],
+            [0.005826326144192652, 0.00022098667721397812, -0.006047312821406631],
+            [0.0020351762110385066, 0.004984970527382197, -0.0070201467384207045],
+            [0.0006741944549760883, 0.006590537491958431, -0.007264731946934519],
+            [-0.00042090536096062127, 0.001218346654171405, -0.0007974412932107841],
+            [0.000544358743355794, 0.0037404421931109904, -0.0042848009364667835],
+        ],
+    ),
+    True: (
+        0.6511622014420874,
+        [
+            [-0.001404186847953617, 3.5335769967784084e-05, 0.0013688510779858328],
+            [0.004409295890667536, 0.00014089165920927292, -0.004550187549876809],
+            [0.0017215462824671686, 0.0030518076552105925, -0.004773353937677761],
+            [0.0005841783751842184, 0.004201068625480977, -0.0047852470006651965],
+            [0.00016512341268559266, 0.0005187028500375524, -0.0006838262627231453],
+            [0.0005227199849188731, 0.002349550052667958, -0.00287227003758683],
+        ],
+    ),
+}
+
 
 def _window(x, axis, pick):
     padded = np.concatenate([np.take(x, [0], axis), x, np.take(x, [-1], axis)], axis)
@@ -304,3 +340,136 @@ def test_bad_inputs_are_value_errors():
         SoftCLDiceLoss()(np.zeros((2, 4)), np.zeros((2, 4, 3)))
     with pytest.raises(ValueError, match=r"SoftCLDiceLoss.*y_true"):
         SoftCLDiceLoss()(np.full((1, 3, 3), 5), np.zeros((1, 3, 3, 3)))
+
+
+def dice_cldice_reference(ids, logits, alpha, iterations=3, smooth=1.0, include_background=False):
+    """(1 - alpha) per-image mean-over-classes soft Dice + alpha clDice, float64."""
+    p = numeric.softmax(np.asarray(logits, "float64"))
+    y = np.eye(p.shape[-1])[np.asarray(ids)]
+    if not include_background:
+        p, y = p[..., 1:], y[..., 1:]
+    spatial = tuple(range(1, p.ndim - 1))
+    score = (2 * (p * y).sum(spatial) + smooth) / (p.sum(spatial) + y.sum(spatial) + smooth)
+    dice = (1 - score).mean(-1)
+    cldice = cldice_reference(ids, logits, iterations, smooth, include_background)
+    return (1 - alpha) * dice + alpha * cldice
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+def test_dice_cldice_matches_monai_value_and_gradient(include_background):
+    expected_value, expected_gradient = MONAI_DICE_CLDICE[include_background]
+    loss = SoftDiceCLDiceLoss(alpha=0.3, include_background=include_background)
+    value = numeric.as_numpy(loss(np.asarray(IDS), np.asarray(LOGITS, "float32")))
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    reference = dice_cldice_reference(IDS, LOGITS, 0.3, include_background=include_background)
+    np.testing.assert_allclose(reference.mean(), expected_value, rtol=1e-12)
+    dtype = numeric.gradient_dtype()
+    with numeric.float64_enabled():
+        gradient = numeric.backend_gradient(
+            lambda x: SoftDiceCLDiceLoss(
+                alpha=0.3, include_background=include_background, dtype=dtype
+            )(np.asarray(IDS), x),
+            LOGITS,
+            dtype=dtype,
+        )
+    np.testing.assert_allclose(gradient[1, 3], expected_gradient, rtol=1e-4, atol=1e-8)
+
+
+def test_dice_cldice_gradient_matches_central_differences_of_the_reference():
+    numeric.assert_gradient_matches_central_differences(
+        lambda x, dtype: SoftDiceCLDiceLoss(alpha=0.7, smooth=0.5, reduction="sum", dtype=dtype)(
+            np.asarray(IDS)[..., None], x
+        ),
+        lambda x: dice_cldice_reference(IDS, x, 0.7, smooth=0.5),
+        LOGITS,
+        rtol=1e-4,
+        atol=1e-8,
+        float32_rtol=2e-3,
+        float32_atol=2e-5,
+    )
+
+
+def test_dice_cldice_compiled_gradient_matches_central_differences_of_the_reference():
+    # No erosion beyond the first opening keeps the compiled graph small; the
+    # skeleton's compiled gradient at depth 3 is checked for SoftCLDiceLoss above.
+    rng = np.random.default_rng(9)
+    logits = rng.normal(scale=2.0, size=(2, 5, 5, 2))
+    ids = rng.integers(0, 2, size=(2, 5, 5))
+    loss = SoftDiceCLDiceLoss(alpha=0.4, iterations=0, reduction="sum")
+    numeric.assert_gradient_matches_central_differences(
+        lambda x, dtype: loss(ids, x),
+        lambda x: dice_cldice_reference(ids, x, 0.4, iterations=0),
+        logits,
+        rtol=2e-3,
+        atol=2e-5,
+        dtype="float32",
+        compiled=True,
+    )
+
+
+def test_dice_cldice_matches_reference_in_3d_with_one_hot_labels():
+    rng = np.random.default_rng(13)
+    logits = rng.normal(scale=2.0, size=(2, 5, 4, 6, 3))
+    ids = rng.integers(0, 3, size=(2, 5, 4, 6))
+    loss = SoftDiceCLDiceLoss(alpha=0.25, iterations=2, include_background=True)
+    expected = dice_cldice_reference(ids, logits, 0.25, 2, 1.0, include_background=True)
+    np.testing.assert_allclose(per_image(loss, np.eye(3)[ids], logits), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+def test_dice_cldice_equals_the_loss_algebra_with_the_same_dice(include_background):
+    class_weights = None if include_background else (0.0, 1.0, 1.0)
+    config = SegmentationLossConfig(
+        3, from_logits=True, smooth=1.0, per_image=True, class_weights=class_weights
+    )
+    dice = create_segmentation_loss_function("dice", config)
+    ids, logits = np.asarray(IDS), np.asarray(LOGITS, "float32")
+    for alpha in (0.5, 0.3):
+        cldice = SoftCLDiceLoss(include_background=include_background)
+        algebra = (1 - alpha) * dice + alpha * cldice
+        named = SoftDiceCLDiceLoss(alpha=alpha, include_background=include_background)
+        expected = numeric.as_numpy(algebra(ids, logits))
+        np.testing.assert_allclose(numeric.as_numpy(named(ids, logits)), expected, rtol=1e-6)
+
+
+@settings(max_examples=numeric.hypothesis_examples(10), deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), alpha=st.floats(0.0, 1.0))
+def test_dice_cldice_is_the_convex_combination_of_its_ends(seed, alpha):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 3, size=(2, 6, 5))
+    logits = rng.normal(scale=3.0, size=(2, 6, 5, 3))
+    value = per_image(SoftDiceCLDiceLoss(alpha=alpha), ids, logits)
+    dice_only = per_image(SoftDiceCLDiceLoss(alpha=0.0), ids, logits)
+    cldice_only = per_image(SoftDiceCLDiceLoss(alpha=1.0), ids, logits)
+    np.testing.assert_allclose(cldice_only, per_image(SoftCLDiceLoss(), ids, logits), rtol=1e-6)
+    expected = (1 - alpha) * dice_only + alpha * cldice_only
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-7)
+    assert np.all(value >= -1e-6) and np.all(value <= 1.0)
+
+
+def test_dice_cldice_of_a_perfect_line_is_zero_and_of_a_broken_line_is_not():
+    line = np.zeros((1, 7, 7), int)
+    line[0, :, 3] = 1
+    exact = SoftDiceCLDiceLoss(from_logits=False, smooth=1e-3)
+    assert per_image(exact, line, np.eye(2)[line])[0] < 1e-3
+    broken = np.eye(2)[line]
+    broken[0, 3, 3] = [1.0, 0.0]
+    assert per_image(exact, line, broken)[0] > 0.05
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"alpha": -0.1}, {"alpha": 1.5}, {"alpha": float("nan")}, {"alpha": True}, {"smooth": 0.0}],
+)
+def test_dice_cldice_bad_hyper_parameters_are_value_errors(kwargs):
+    with pytest.raises(ValueError, match=f"SoftDiceCLDiceLoss.*{next(iter(kwargs))}"):
+        SoftDiceCLDiceLoss(**kwargs)
+
+
+def test_dice_cldice_bad_inputs_are_value_errors():
+    with pytest.raises(ValueError, match=r"SoftDiceCLDiceLoss.*\(batch, height, width"):
+        SoftDiceCLDiceLoss()(np.zeros((2, 4)), np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match=r"SoftDiceCLDiceLoss.*y_true"):
+        SoftDiceCLDiceLoss()(np.full((1, 3, 3), 5), np.zeros((1, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"SoftDiceCLDiceLoss.*y_pred"):
+        SoftDiceCLDiceLoss(from_logits=False)(np.zeros((1, 3, 3)), np.full((1, 3, 3, 2), 1.5))

@@ -90,6 +90,7 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "GeneralizedDiceLoss",
         "GeneralizedDiceFocalLoss",
         "SoftCLDiceLoss",
+        "SoftDiceCLDiceLoss",
         "BoundaryLoss",
         "signed_distance_map",
     ),

@@ -13,6 +13,7 @@ from dl_techniques.losses.vision.segmentation_loss import (
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 from dl_techniques.losses.vision.segmentation_losses import SegmentationLosses
 from dl_techniques.losses.vision.soft_cldice_loss import SoftCLDiceLoss
+from dl_techniques.losses.vision.soft_dice_cldice_loss import SoftDiceCLDiceLoss
 from dl_techniques.losses.vision.uncertainty_weighting_layer import UncertaintyWeightingLayer
 from dl_techniques.losses.vision.varifocal_loss import VarifocalLoss
 from dl_techniques.losses.vision.yolov12_multitask_loss import (
@@ -32,6 +33,7 @@ __all__ = [
     "SegmentationLossConfig",
     "SegmentationLosses",
     "SoftCLDiceLoss",
+    "SoftDiceCLDiceLoss",
     "UncertaintyWeightingLayer",
     "VarifocalLoss",
     "YOLOv12MultiTaskLoss",

@@ -34,9 +34,9 @@ class SoftCLDiceLoss(PerSampleLoss):
     ``SoftclDiceLoss(iter_=iterations, smooth_nr=smooth, smooth_dr=smooth,
     softmax=True, to_onehot_y=True, reduction="none")`` (the 1e-4 is its
     ``smooth``). The paper trains with ``(1 - alpha) soft Dice + alpha
-    clDice``, which the loss algebra of ``dl_techniques.losses`` writes as
-    ``0.5 * create_segmentation_loss_function("dice", config) + 0.5 *
-    SoftCLDiceLoss()``.
+    clDice``: ``SoftDiceCLDiceLoss``, or with the loss algebra of
+    ``dl_techniques.losses`` ``0.5 * create_segmentation_loss_function("dice",
+    config) + 0.5 * SoftCLDiceLoss()``.
 
     `y_pred` is ``(B, H, W, C)`` or ``(B, H, W, D, C)``: logits with
     ``from_logits=True`` (softmax over the channels, a sigmoid when ``C``
@@ -100,6 +100,10 @@ class SoftCLDiceLoss(PerSampleLoss):
     @validation.checks_values
     def call(self, y_true: Any, y_pred: Any) -> Any:
         probabilities, labels = self._maps(y_true, y_pred)
+        return self._cldice(probabilities, labels)
+
+    def _cldice(self, probabilities, labels):
+        """The clDice loss per image ``(B,)`` of prepared maps ``(B, *spatial, kept classes)``."""
         axes = tuple(range(1, len(probabilities.shape)))
         predicted_skeleton = _soft_skeleton.soft_skeleton(probabilities, self.iterations)
         true_skeleton = _soft_skeleton.soft_skeleton(labels, self.iterations)

@@ -11,6 +11,7 @@ from dl_techniques.losses.vision.boundary_loss import BoundaryLoss, signed_dista
 from dl_techniques.losses.vision.generalized_dice_focal_loss import GeneralizedDiceFocalLoss
 from dl_techniques.losses.vision.generalized_dice_loss import GeneralizedDiceLoss
 from dl_techniques.losses.vision.soft_cldice_loss import SoftCLDiceLoss
+from dl_techniques.losses.vision.soft_dice_cldice_loss import SoftDiceCLDiceLoss
 
 _BATCH = 4
 _SIZE = 6
@@ -25,7 +26,8 @@ def conformance_cases():
     inside their sums (``"batch"`` semantics); with ``per_image=True`` they
     return one value per image (``"per_sample"``). Class 2 is absent from the
     first image, so the per-image case meets MONAI's rule for absent classes.
-    ``SoftCLDiceLoss`` is per image; its labels draw thin lines.
+    ``SoftCLDiceLoss`` and ``SoftDiceCLDiceLoss`` are per image; their labels
+    draw thin lines.
     ``BoundaryLoss`` is per image, on the signed distance maps of the ids.
     """
     rng = np.random.default_rng(20240714)
@@ -81,6 +83,14 @@ def conformance_cases():
             y_true=lines,
             y_pred=logits,
             invalid_kwargs=({"iterations": -1}, {"smooth": 0.0}, {"include_background": 1}),
+            sample_weight="per_sample",
+        ),
+        LossCase(
+            loss_class=SoftDiceCLDiceLoss,
+            init_kwargs={"alpha": 0.3, "iterations": 0},
+            y_true=lines[..., None],
+            y_pred=logits,
+            invalid_kwargs=({"alpha": 1.5}, {"iterations": -1}, {"smooth": 0.0}),
             sample_weight="per_sample",
         ),
         LossCase(
