@@ -32,6 +32,33 @@ RAW_SIGMA = np.array([[0.0, -1.0, 0.5], [1.5, -0.3, 2.0]])
 PROPERSCORING_ENSEMBLE = [0.3125, 0.3645833333333333]
 PROPERSCORING_GAUSSIAN = [0.2759260717183281, 0.43213300547682687]
 
+# Computed offline with neuralforecast 3.3.0 under torch 2.13, float64. Its package
+# __init__ imports pandas and lightning, so only neuralforecast/losses/pytorch.py is
+# loaded (neuralforecast, fsspec, safetensors pip-installed with --no-deps into
+# /tmp/refpkgs_nf; run with PYTHONPATH=/tmp/refpkgs_nf):
+#   import sys, types
+#   package = types.ModuleType("neuralforecast")
+#   package.__path__ = ["/tmp/refpkgs_nf/neuralforecast"]
+#   sys.modules["neuralforecast"] = package
+#   from neuralforecast.losses.pytorch import MQLoss, sCRPS
+#   y = torch.tensor(TARGETS)[..., None]                      # (B, H, N=1)
+#   y_hat = torch.tensor(QUANTILE_FORECASTS)[:, :, None, :]   # (B, H, N=1, Q)
+#   mask = torch.ones_like(y)
+#   for rows in (1, 2):
+#       sCRPS(quantiles=QUANTILES)(y[:rows], y_hat[:rows], y_insample=None,
+#                                  mask=mask[:rows]).item()
+#       MQLoss(quantiles=QUANTILES)(y[:rows], y_hat[:rows], mask=mask[:rows]).item()
+# keyed by the number of leading batch rows.
+QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+QUANTILE_FORECASTS = np.array(
+    [
+        [[-1.0, -0.5, 0.25, 0.5, 1.5], [0.0, 1.0, 1.25, 2.0, 3.0], [-3.0, -2.5, -1.5, -1.0, 0.5]],
+        [[1.0, 2.0, 2.5, 3.5, 5.0], [-0.5, 0.0, 0.5, 0.75, 1.0], [0.0, 0.5, 1.5, 2.0, 2.25]],
+    ]
+)
+NEURALFORECAST_SCRPS = {1: 1.3999961017647813, 2: 1.2838693946789042}
+NEURALFORECAST_MQLOSS = {1: 0.8166667260229588, 2: 0.8291667206212878}
+
 
 def ensemble_reference(y_true, samples, fair=False):
     """Per-sample ensemble CRPS from the pairwise formula, in float64."""
@@ -131,6 +158,26 @@ def test_scaled_divides_each_sample_by_its_mean_absolute_target(form):
     np.testing.assert_allclose(scaled[:2], plain[:2] / scale[:2], rtol=1e-5)
     # An all-zero target row contributes 0, as neuralforecast's divide-no-nan.
     assert scaled[2] == 0.0
+
+
+def test_scaled_quantile_form_is_neuralforecast_scrps_per_sample_and_quantile():
+    # neuralforecast sums the pinball losses over the Q quantiles and divides the
+    # batch total by the batch's sum |y| + 1e-5: Q sum_b S_b loss_b / (sum_b S_b + 1e-5).
+    loss = CRPSLoss(form="quantile", quantiles=QUANTILES, scaled=True)
+    scaled = per_sample(loss, TARGETS, QUANTILE_FORECASTS)
+    totals = np.abs(TARGETS).sum(axis=1)
+    # Sample 0: pinball sums over the quantiles 0.675, 0.725, 1.05 at the three
+    # horizons; 2 * 2.45 / 5 / 3 divided by mean |y| = 3.5 / 3. Sample 1: 2.525.
+    np.testing.assert_allclose(scaled, [2 * 2.45 / 5 / 3.5, 2 * 2.525 / 5 / 4.25], rtol=1e-6)
+    for rows, expected in NEURALFORECAST_SCRPS.items():
+        pooled = np.sum(scaled[:rows] * totals[:rows]) / (totals[:rows].sum() + 1e-5)
+        np.testing.assert_allclose(len(QUANTILES) * pooled, expected, rtol=2e-6)
+
+
+def test_unscaled_quantile_form_is_twice_neuralforecast_mqloss_over_q():
+    plain = per_sample(CRPSLoss(form="quantile", quantiles=QUANTILES), TARGETS, QUANTILE_FORECASTS)
+    for rows, expected in NEURALFORECAST_MQLOSS.items():
+        np.testing.assert_allclose(plain[:rows].mean(), 2.0 * expected / len(QUANTILES), rtol=2e-6)
 
 
 def test_gradient_matches_central_differences_for_each_form():

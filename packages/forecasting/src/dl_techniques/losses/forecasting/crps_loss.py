@@ -39,8 +39,14 @@ class CRPSLoss(PerSampleLoss):
 
     and the loss of a sample is the mean over its non-batch axes. With
     ``scaled=True`` that mean is divided by the sample's mean ``|y|`` (0 where
-    every target of the sample is 0), the scaling of ``neuralforecast``'s
-    ``sCRPS``, which divides batch totals instead and adds 1e-5.
+    every target of the sample is 0), the scaled CRPS of Rangapuram et al.
+    (2021). ``neuralforecast``'s ``sCRPS`` (3.3) differs in two ways: it sums
+    the pinball losses over the ``Q`` quantiles instead of averaging them (as
+    its ``MQLoss`` does: its ``1 / len(quantiles)`` takes the length of a 4-D
+    view, 1), and it divides the batch's total by the batch's ``sum |y| +
+    1e-5``. With ``S_b`` the sum of ``|y|`` over sample ``b``, its value is
+    ``Q sum_b S_b loss_b / (sum_b S_b + 1e-5)`` of this loss's per-sample
+    values ``loss_b`` (``Q loss_b S_b / (S_b + 1e-5)`` for one sample).
 
     The ensemble form is the CRPS of the empirical distribution of the
     samples, the convention of ``properscoring.crps_ensemble``; ``fair=True``
@@ -63,6 +69,9 @@ class CRPSLoss(PerSampleLoss):
         Prediction, and Estimation. JASA, 102(477), 359-378.
         Ferro, C. A. T. (2014). Fair scores for ensemble forecasts. Quarterly
         Journal of the Royal Meteorological Society, 140(683), 1917-1923.
+        Rangapuram, S. S., Werner, L. D., Benidis, K., Mercado, P., Gasthaus,
+        J., & Januschowski, T. (2021). End-to-End Learning of Coherent
+        Probabilistic Forecasts for Hierarchical Time Series. ICML.
 
     Args:
         form: ``"ensemble"``, ``"quantile"`` or ``"gaussian"``: what the last
