@@ -376,3 +376,94 @@ CASES.append(
         warmup=5,
     )
 )
+
+
+def torch_redundancy_references(sim_coeff, std_coeff, cov_coeff, lambda_offdiag):
+    """VICReg and Barlow Twins as the authors' code computes them, in eager torch ops.
+
+    Both take stacked views ``(2B, D)``. VICReg: MSE, ``x.var(dim=0)`` (unbiased)
+    under the hinge, off-diagonal squares of ``x.T @ x / (B - 1)`` over D.
+    Barlow Twins: ``F.batch_norm`` in training mode without affine parameters
+    (``BatchNorm1d(D, affine=False)``), ``c = z_a.T @ z_b / B``.
+    """
+    import torch
+    import torch.nn.functional as functional
+
+    def off_diagonal(matrix):
+        size = matrix.shape[0]
+        return matrix.flatten()[:-1].view(size - 1, size + 1)[:, 1:].flatten()
+
+    def vicreg(y_true, stacked):
+        x, y = stacked.chunk(2)
+        batch, dim = x.shape
+        repr_loss = functional.mse_loss(x, y)
+        x = x - x.mean(dim=0)
+        y = y - y.mean(dim=0)
+        std_x = torch.sqrt(x.var(dim=0) + 0.0001)
+        std_y = torch.sqrt(y.var(dim=0) + 0.0001)
+        std_loss = (
+            torch.mean(functional.relu(1 - std_x)) / 2 + torch.mean(functional.relu(1 - std_y)) / 2
+        )
+        cov_x = (x.T @ x) / (batch - 1)
+        cov_y = (y.T @ y) / (batch - 1)
+        cov_loss = off_diagonal(cov_x).pow(2).sum() / dim + off_diagonal(cov_y).pow(2).sum() / dim
+        return sim_coeff * repr_loss + std_coeff * std_loss + cov_coeff * cov_loss
+
+    def barlow_twins(y_true, stacked):
+        first, second = stacked.chunk(2)
+        first = functional.batch_norm(first, None, None, training=True, eps=1e-5)
+        second = functional.batch_norm(second, None, None, training=True, eps=1e-5)
+        c = first.T @ second / first.shape[0]
+        on_diag = (torch.diagonal(c) - 1).pow(2).sum()
+        return on_diag + lambda_offdiag * off_diagonal(c).pow(2).sum()
+
+    return [
+        ("torch VICReg", TorchReference(vicreg)),
+        ("torch Barlow Twins", TorchReference(barlow_twins)),
+    ]
+
+
+def run_redundancy(params, timing):
+    from dl_techniques.losses.self_supervised.barlow_twins_loss import BarlowTwinsLoss
+    from dl_techniques.losses.self_supervised.vicreg_loss import VICRegLoss
+
+    batch, dim = params["batch"], params["dim"]
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(batch, dim))
+    second = first + 0.5 * rng.normal(size=(batch, dim))
+    stacked = keras.ops.convert_to_tensor(np.concatenate([first, second]).astype("float32"))
+    ignored = keras.ops.zeros((2 * batch,))
+    vicreg, barlow_twins = VICRegLoss(), BarlowTwinsLoss()
+    functions = [("VICRegLoss", vicreg), ("BarlowTwinsLoss", barlow_twins)]
+    if torch_available():
+        functions += torch_redundancy_references(
+            vicreg.sim_coeff, vicreg.std_coeff, vicreg.cov_coeff, barlow_twins.lambda_offdiag
+        )
+    functions.append((EMPTY_STEP, empty_step))
+    medians = timing.medians([(label, fn, ignored, stacked) for label, fn in functions])
+    timing.print_header(
+        f"two views of {batch} samples, D={dim}, stacked ({2 * batch}, {dim}); "
+        "forward + gradient w.r.t. both views"
+    )
+    if torch_available():
+        pairs = [("VICRegLoss", "torch VICReg"), ("BarlowTwinsLoss", "torch Barlow Twins")]
+        print_pair_table(pairs, medians)
+    else:
+        print(
+            f"VICRegLoss {medians['VICRegLoss'] * 1e6:.2f} us, BarlowTwinsLoss "
+            f"{medians['BarlowTwinsLoss'] * 1e6:.2f} us; {torch_reference_note()}"
+        )
+    print_fixed_cost(medians)
+
+
+CASES.append(
+    Case(
+        "redundancy",
+        "VICRegLoss and BarlowTwinsLoss vs the authors' formulas in eager torch",
+        run_redundancy,
+        params={"batch": 256, "dim": 1024},
+        quick={"batch": 8, "dim": 8},
+        repetitions=30,
+        warmup=3,
+    )
+)

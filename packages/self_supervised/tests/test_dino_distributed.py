@@ -1,4 +1,5 @@
-"""DINO/iBOT centres and training across replicas equal the single-device run.
+"""DINO/iBOT centres, VICRegLoss/BarlowTwinsLoss batch statistics and training
+across replicas equal the single-device run.
 
 Only the current backend's engine script runs, in a fresh process (the device
 layout must be set before the framework initialises).
@@ -78,3 +79,19 @@ def test_losses_and_weights_after_three_steps_equal_the_single_device_run(run):
         for got, expected in zip(result["weights"], single["weights"], strict=True):
             np.testing.assert_allclose(got, expected, atol=1e-5)
     assert single["loss"][0] != single["loss"][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "term", ["vicreg", "vicreg_weighted", "barlow_twins", "barlow_twins_weighted"]
+)
+def test_vicreg_and_barlow_twins_take_their_statistics_over_the_global_batch(run, term):
+    # The replica slices hold 2 (4 replicas) or 4 (2 processes) of the 8
+    # pairs: statistics of a slice alone, or B - 1 of a slice in the unbiased
+    # variance, would change the values.
+    single = run["single"]
+    for result in _distributed_runs(run):
+        np.testing.assert_allclose(result[term], single[term], rtol=1e-5, atol=1e-6)
+    assert single[term][0] != single[term][-1]
+    unweighted = term.removesuffix("_weighted")
+    assert single[unweighted][0] != single[f"{unweighted}_weighted"][0]

@@ -38,7 +38,7 @@ def train(arrays):
         shuffle=False,
         verbose=0,
     )
-    return summary(model, history.history["loss"])
+    return summary(model, history.history)
 
 
 def main():

@@ -53,7 +53,7 @@ def train(arrays, strategy=None):
         shuffle=False,
         verbose=0,
     )
-    return summary(model, history.history["loss"])
+    return summary(model, history.history)
 
 
 def main():

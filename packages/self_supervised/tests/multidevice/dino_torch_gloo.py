@@ -16,7 +16,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as torch_distributed  # noqa: E402
 import torch.multiprocessing as torch_multiprocessing  # noqa: E402
-from dino_common import LEARNING_RATE, STEPS, as_lists, new_model, problem, summary  # noqa: E402
+from dino_common import (  # noqa: E402
+    LEARNING_RATE,
+    REDUNDANCY_TERMS,
+    STEPS,
+    TARGETS,
+    as_lists,
+    new_model,
+    problem,
+    redundancy_values,
+    summary,
+)
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from dl_techniques.losses.core.distributed import all_mean  # noqa: E402
@@ -33,16 +43,19 @@ def train(arrays, rank, world_size):
     module = DistributedDataParallel(model) if world_size > 1 else model
     optimizer = torch.optim.SGD(model.student.parameters(), lr=LEARNING_RATE)
     crops = _slice(arrays["crops"], rank, world_size)
-    names = ("teacher", "teacher_patches", "mask")
-    y = {name: _slice(arrays[name], rank, world_size) for name in names}
-    losses = []
+    y = {name: _slice(arrays[name], rank, world_size) for name in TARGETS}
+    history = {name: [] for name in ("loss", *REDUNDANCY_TERMS)}
     for _ in range(STEPS):
+        for tracker in model.redundancy_trackers:
+            tracker.reset_state()
         loss = model.compute_loss(y=y, y_pred=module(crops), training=True)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(all_mean(loss.detach()).item())
-    return summary(model, losses)
+        history["loss"].append(all_mean(loss.detach()).item())
+        for name, value in redundancy_values(model).items():
+            history[name].append(value)
+    return summary(model, history)
 
 
 def _worker(rank, port, out_dir):

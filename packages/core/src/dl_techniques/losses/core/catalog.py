@@ -74,6 +74,8 @@ FAMILY_NAMES: dict[str, tuple[str, ...]] = {
         "ClusteringLoss",
         "NTXentLoss",
         "SupConLoss",
+        "VICRegLoss",
+        "BarlowTwinsLoss",
     ),
     "vision": (
         "AffineInvariantLoss",
