@@ -8,6 +8,7 @@ cells 80-83. Every anchor predicts a square box centred on itself.
 import keras
 import numpy as np
 
+from dl_techniques.losses.core.testing.numeric import compiled_on_jax
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_assigner
 
 INPUT_SHAPE = (64, 64)
@@ -26,9 +27,12 @@ def run_assigner(gt_rows, box_size=16.0, topk=10):
     gt = np.asarray(gt_rows, "float32")[None]
     tensors = [keras.ops.convert_to_tensor(value) for value in (scores, pred_boxes, points, gt)]
     scores, pred_boxes, points, gt = tensors
-    result = _yolo_assigner.assign(
-        scores, pred_boxes, points, gt[..., 0], gt[..., 1:], NUM_CLASSES, topk, 0.5, 6.0
+    assign = compiled_on_jax(
+        lambda scores, pred_boxes, points, gt: _yolo_assigner.assign(
+            scores, pred_boxes, points, gt[..., 0], gt[..., 1:], NUM_CLASSES, topk, 0.5, 6.0
+        )
     )
+    result = assign(scores, pred_boxes, points, gt)
     return {name: keras.ops.convert_to_numpy(value)[0] for name, value in result._asdict().items()}
 
 

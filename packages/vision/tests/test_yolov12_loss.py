@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.numeric import compiled_on_jax
 from dl_techniques.losses.vision.multi_task_model import MultiTaskModel
 from dl_techniques.losses.vision.uncertainty_weighting_layer import UncertaintyWeightingLayer
 from dl_techniques.losses.vision.yolov12_multitask_loss import (
@@ -208,7 +209,7 @@ def detection_loss(**kwargs):
 
 
 def parts_of(loss, y_true, y_pred):
-    parts = loss.components(y_true, y_pred)
+    parts = compiled_on_jax(loss.components)(y_true, y_pred)
     return {key: float(keras.ops.convert_to_numpy(value)) for key, value in parts.items()}
 
 
@@ -271,7 +272,9 @@ def test_gains_scale_their_terms_and_there_is_no_batch_size_factor():
     rng = np.random.default_rng(4)
     gt, head = ground_truth(), peaked_head(rng, 2)
     expected = ref_detection_terms(gt, head)
-    value = float(detection_loss(box_gain=1.0, cls_gain=2.0, dfl_gain=0.0)(gt, head))
+    value = float(
+        compiled_on_jax(detection_loss(box_gain=1.0, cls_gain=2.0, dfl_gain=0.0))(gt, head)
+    )
     np.testing.assert_allclose(value, expected["box"] + 2.0 * expected["cls"], rtol=2e-4)
 
 
@@ -309,9 +312,8 @@ def test_gradient_with_respect_to_the_head_is_finite_and_reaches_box_and_class_l
     rng = np.random.default_rng(7)
     gt, head = ground_truth(), peaked_head(rng, 2)
     loss = detection_loss()
-    gradient = keras.ops.convert_to_numpy(
-        input_gradient(lambda values: loss(gt, values), keras.ops.convert_to_tensor(head))
-    )
+    gradient_of_head = compiled_on_jax(lambda values: input_gradient(lambda v: loss(gt, v), values))
+    gradient = keras.ops.convert_to_numpy(gradient_of_head(keras.ops.convert_to_tensor(head)))
     assert np.all(np.isfinite(gradient))
     assert np.abs(gradient[..., : 4 * REG_MAX]).sum() > 0
     assert np.abs(gradient[..., 4 * REG_MAX :]).sum() > 0
@@ -323,9 +325,8 @@ def test_box_gradient_matches_finite_differences_of_the_reference():
     rng = np.random.default_rng(8)
     gt, head = ground_truth(), peaked_head(rng, 2)
     loss = detection_loss(box_gain=1.0, cls_gain=0.0, dfl_gain=0.0)
-    gradient = keras.ops.convert_to_numpy(
-        input_gradient(lambda values: loss(gt, values), keras.ops.convert_to_tensor(head))
-    )
+    gradient_of_head = compiled_on_jax(lambda values: input_gradient(lambda v: loss(gt, v), values))
+    gradient = keras.ops.convert_to_numpy(gradient_of_head(keras.ops.convert_to_tensor(head)))
     # The targets and CIoU's alpha carry no gradient: differences of the
     # reference are taken with both frozen at the unshifted head.
     frozen = ref_detection_terms(gt, head)["frozen"]
@@ -641,6 +642,10 @@ def test_task_outputs_of_different_batch_sizes_raise():
 
 def test_nan_in_any_head_gives_a_nan_total():
     rng = np.random.default_rng(33)
+    components = [
+        compiled_on_jax(multitask_loss(classification_loss=name).components)
+        for name in ("cross_entropy", "focal")
+    ]
     for key, index in (
         ("detection", (0, 5, 4 * REG_MAX + 1)),
         ("detection", (1, 70, 3)),
@@ -649,10 +654,8 @@ def test_nan_in_any_head_gives_a_nan_total():
     ):
         y_true, y_pred = multitask_batch(rng)
         y_pred[key][index] = np.nan
-        for classification_loss in ("cross_entropy", "focal"):
-            loss = multitask_loss(classification_loss=classification_loss)
-            parts = parts_of(loss, y_true, y_pred)
-            assert np.isnan(parts[key]) and np.isnan(parts["total"]), (key, index)
+        for parts in (function(y_true, y_pred) for function in components):
+            assert np.isnan(float(parts[key])) and np.isnan(float(parts["total"])), (key, index)
 
 
 def test_ground_truth_rows_are_read_on_the_first_eager_call_only(monkeypatch):

@@ -13,6 +13,8 @@ These helpers are the pieces such a test needs around the reference:
 - :func:`gradient_dtype` and :func:`float64_enabled`: the precision a gradient
   check can run in on the current backend.
 - :func:`compiled`: a function compiled by the backend's tracing compiler.
+- :func:`compiled_on_jax`: a function run as one ``jax.jit`` program on jax
+  and eagerly elsewhere, for value tests of large losses.
 - :func:`softmax`, :func:`log_softmax`, :func:`sigmoid`, :func:`entropy`:
   the float64 numpy pieces most references are built from.
 
@@ -338,6 +340,30 @@ def compiled(
         import torch
 
         return torch.compile(fn, backend="eager", fullgraph=fullgraph)
+    return fn
+
+
+def compiled_on_jax(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Returns ``jax.jit(fn)`` on jax and ``fn`` itself on the other backends.
+
+    Eager jax compiles every operation anew for each new input shape (tens of
+    milliseconds apiece on a CPU), so one eager call of a loss made of a few
+    hundred operations, such as the YOLO detection loss, costs seconds for
+    each shape a test uses; compiling the whole function costs one
+    compilation. The values are those of the eager call: a value test on jax
+    can use it freely. Tests of what happens only eagerly (value checks on
+    the first eager call) must call the loss itself.
+
+    Args:
+        fn: The function of tensors (and structures of them) to run.
+
+    Returns:
+        ``jax.jit(fn)`` on jax, ``fn`` elsewhere.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(fn)
     return fn
 
 
