@@ -317,6 +317,80 @@ def test_pairwise_where_calls_its_function_on_the_masked_pairs_only_where_native
         assert shapes == [(2, 3, 1, 4)]
 
 
+PAIR_CLASSES = RNG.integers(0, 3, size=(2, 3, 1)).astype("int32")
+PAIR_TABLE = RNG.normal(size=(2, 5, 3)).astype("float32")
+
+
+def pair_dot_and_lookup(first, second):
+    """Two values per pair: the dot of the float rows plus one, and ``table[class]``."""
+    (rows, classes), (other_rows, table) = first, second
+    lookup = keras.ops.take_along_axis(table, classes, axis=-1)[..., 0]
+    return pair_dot_plus_one(rows, other_rows), lookup
+
+
+@pytest.mark.parametrize("function", [ops.pairwise_where, ops.pairwise_where_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_pairwise_where_takes_tuples_of_rows_and_fills_each_value_with_its_own(function, compiled):
+    weights = keras.ops.convert_to_tensor(RNG.normal(size=PAIR_MASK.shape).astype("float32"))
+    mask = keras.ops.convert_to_tensor(PAIR_MASK)
+    classes = keras.ops.convert_to_tensor(PAIR_CLASSES)
+
+    def values(table):
+        return function(
+            mask, pair_dot_and_lookup, (PAIR_FIRST, classes), (PAIR_SECOND, table), (0.0, -1.0)
+        )
+
+    dot, lookup = (as_numpy(value) for value in values(keras.ops.convert_to_tensor(PAIR_TABLE)))
+    gradient = backend_gradient(
+        lambda table: keras.ops.sum(values(table)[1] * weights), PAIR_TABLE, compiled=compiled
+    )
+
+    first64, second64 = PAIR_FIRST.astype("float64"), PAIR_SECOND.astype("float64")
+    expected_dot = np.where(PAIR_MASK, np.einsum("bif,bjf->bij", first64, second64) + 1.0, 0.0)
+    # table[b, j, classes[b, i]] for the pair (b, i, j).
+    looked_up = np.take_along_axis(PAIR_TABLE[:, None], PAIR_CLASSES[:, :, None], axis=-1)
+    expected_lookup = np.where(PAIR_MASK, looked_up[..., 0], -1.0)
+    np.testing.assert_allclose(dot, expected_dot, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(lookup, expected_lookup.astype("float32"))
+    masked_weights = np.where(PAIR_MASK, as_numpy(weights), 0.0)
+    one_hot = np.eye(PAIR_TABLE.shape[-1])[PAIR_CLASSES[..., 0]]
+    expected_gradient = np.einsum("bij,bic->bjc", masked_weights, one_hot)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("function", [ops.pairwise_where, ops.pairwise_where_reference])
+def test_pairwise_where_rejects_a_fill_per_value_of_the_wrong_length(function):
+    with pytest.raises(ValueError, match="pairwise_where: 3 fill values for the 2 values"):
+        function(
+            keras.ops.convert_to_tensor(PAIR_MASK),
+            pair_dot_and_lookup,
+            (PAIR_FIRST, PAIR_CLASSES),
+            (PAIR_SECOND, PAIR_TABLE),
+            (0.0, 1.0, 2.0),
+        )
+
+
+def test_pairwise_where_gathers_the_rows_of_every_tuple_member_for_the_masked_pairs():
+    widths = []
+
+    def recording(first, second):
+        widths.append([tuple(rows.shape) for rows in (*first, *second)])
+        return pair_dot_and_lookup(first, second)
+
+    ops.pairwise_where(
+        keras.ops.convert_to_tensor(PAIR_MASK),
+        recording,
+        (PAIR_FIRST, PAIR_CLASSES),
+        (PAIR_SECOND, PAIR_TABLE),
+    )
+
+    if BACKEND in ops.native_backends("pairwise_where"):
+        count = int(PAIR_MASK.sum())
+        assert widths == [[(count, 4), (count, 1), (count, 4), (count, 3)]]
+    else:
+        assert widths == [[(2, 3, 1, 4), (2, 3, 1, 1), (2, 1, 5, 4), (2, 1, 5, 3)]]
+
+
 @settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(x=st.floats(1e-4, 1e4))
 def test_lgamma_and_its_reference_match_the_standard_library(x):

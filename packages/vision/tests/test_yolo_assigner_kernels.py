@@ -51,19 +51,23 @@ def test_candidates_match_numpy_and_padding_rows_hold_none():
 
 
 @pytest.mark.parametrize("topk", [1, 4, 30])
-def test_top_k_mask_marks_the_k_best_candidates_of_each_box(topk):
+def test_top_k_picks_are_the_k_best_candidates_of_each_box(topk):
     # Distinct alignments (a random permutation), about a third of them candidates.
     align = RNG.permutation(4 * 5 * 24).reshape(4, 5, 24).astype("float32") / 500.0
     candidates = (RNG.uniform(size=align.shape) < 0.35).astype("float32")
     candidates[0, 0] = 0.0
     candidates[1, 1] = 1.0
+    ranked = np.where(candidates > 0, align, _yolo_assigner.NOT_CANDIDATE).astype("float32")
 
-    result = as_numpy(
-        _yolo_assigner._top_k_mask(
-            keras.ops.convert_to_tensor(align), keras.ops.convert_to_tensor(candidates), topk
-        )
-    )
+    picks = _yolo_assigner._top_k_picks(keras.ops.convert_to_tensor(ranked), topk)
 
+    anchors, chosen = as_numpy(picks.anchors), as_numpy(picks.chosen)
+    assert anchors.shape == chosen.shape == (4, 5, min(topk, 24))
+    result = np.zeros_like(align)
+    for index in np.ndindex(align.shape[:2]):
+        marked = anchors[index][chosen[index]]
+        assert len(set(marked.tolist())) == len(marked)
+        result[index][marked] = 1.0
     expected = np.zeros_like(align)
     for index in np.ndindex(align.shape[:2]):
         inside = np.flatnonzero(candidates[index])
@@ -72,13 +76,15 @@ def test_top_k_mask_marks_the_k_best_candidates_of_each_box(topk):
     np.testing.assert_array_equal(result, expected)
 
 
-def test_scores_of_classes_gathers_each_box_class_at_every_anchor():
+def test_score_of_class_gathers_each_box_class_at_every_anchor():
     scores = RNG.uniform(size=(3, 11, 6)).astype("float32")
     class_ids = RNG.integers(0, 6, size=(3, 4)).astype("int32")
 
+    # The broadcast rows of the dense pairs: anchors (3, 1, 11, 6), box classes (3, 4, 1, 1).
     result = as_numpy(
-        _yolo_assigner._scores_of_classes(
-            keras.ops.convert_to_tensor(scores), keras.ops.convert_to_tensor(class_ids)
+        _yolo_assigner._score_of_class(
+            keras.ops.convert_to_tensor(scores[:, None]),
+            keras.ops.convert_to_tensor(class_ids[:, :, None, None]),
         )
     )
 
@@ -151,3 +157,100 @@ def test_assigner_overlaps_on_candidate_pairs_equal_the_dense_ciou():
         np.testing.assert_allclose(target_scores[b, a].max(), expected, rtol=1e-5, atol=1e-7)
         if expected > 0.0:
             assert int(np.argmax(target_scores[b, a])) == int(labels[b, g])
+
+
+def numpy_complete_iou(first, second):
+    """CIoU of broadcastable ``(..., 4)`` boxes in float64, heights floored at 1e-7."""
+    x1a, y1a, x2a, y2a = np.moveaxis(first.astype("float64"), -1, 0)
+    x1b, y1b, x2b, y2b = np.moveaxis(second.astype("float64"), -1, 0)
+    wa, ha = x2a - x1a, np.maximum(y2a - y1a, 1e-7)
+    wb, hb = x2b - x1b, np.maximum(y2b - y1b, 1e-7)
+    overlap_w = np.maximum(np.minimum(x2a, x2b) - np.maximum(x1a, x1b), 0.0)
+    overlap_h = np.maximum(np.minimum(y2a, y2b) - np.maximum(y1a, y1b), 0.0)
+    intersection = overlap_w * overlap_h
+    iou = intersection / (wa * ha + wb * hb - intersection + 1e-7)
+    enclosing_w = np.maximum(x2a, x2b) - np.minimum(x1a, x1b)
+    enclosing_h = np.maximum(y2a, y2b) - np.minimum(y1a, y1b)
+    diagonal = enclosing_w**2 + enclosing_h**2 + 1e-7
+    centres = ((x1b + x2b - x1a - x2a) ** 2 + (y1b + y2b - y1a - y2a) ** 2) / 4.0
+    v = 4.0 / np.pi**2 * (np.arctan(wb / hb) - np.arctan(wa / ha)) ** 2
+    return iou - (centres / diagonal + v * v / (v - iou + 1.0 + 1e-7))
+
+
+def numpy_dense_assignment(scores, pred, points, labels, boxes, topk, alpha, beta):
+    """TOOD's task-aligned assignment on every (image, box, anchor) triple, float64.
+
+    As Ultralytics' TaskAlignedAssigner: each box marks its top-k candidates by
+    alignment; an anchor marked by several boxes goes to the box of highest CIoU
+    (the first on ties, a non-candidate box included); targets are the class
+    one-hot times align / max_align * max_CIoU over the box's positives.
+    """
+    batch, num_boxes = labels.shape
+    candidates = numpy_candidates(points, boxes, labels >= 0)
+    classes = np.maximum(labels, 0).astype(int)
+    box_scores = np.stack([scores[b][:, classes[b]].T for b in range(batch)]).astype("float64")
+    dense_ciou = numpy_complete_iou(boxes[:, :, None], pred[:, None])
+    overlaps = np.where(candidates, np.maximum(dense_ciou, 0.0), 0.0)
+    align = (box_scores * candidates) ** alpha * overlaps**beta
+    positives = np.zeros(align.shape)
+    for index in np.ndindex(batch, num_boxes):
+        inside = np.flatnonzero(candidates[index])
+        positives[index][inside[np.argsort(-align[index][inside], kind="stable")][:topk]] = 1.0
+    conflicts = positives.sum(1) > 1
+    owners = np.argmax(overlaps, axis=1)
+    owned = np.arange(num_boxes)[None, :, None] == owners[:, None]
+    positives = np.where(conflicts[:, None], owned, positives)
+    foreground = positives.sum(1) > 0
+    assigned = np.argmax(positives, axis=1)
+    max_align = (align * positives).max(-1, keepdims=True)
+    max_overlap = (overlaps * positives).max(-1, keepdims=True)
+    scale = (align * positives * max_overlap / (max_align + 1e-9)).max(1)
+    target_classes = np.take_along_axis(classes, assigned, axis=1)
+    target_scores = np.eye(scores.shape[-1])[target_classes] * scale[..., None]
+    target_boxes = np.take_along_axis(boxes, assigned[..., None], axis=1) * foreground[..., None]
+    return target_scores, target_boxes, foreground, conflicts, overlaps, candidates, owners
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.5, 6.0), (0.0, 0.0)])
+def test_assignment_equals_the_dense_formulation_where_anchors_are_claimed_twice(alpha, beta):
+    # Three overlapping boxes share most of their candidates, and every box
+    # takes all of its candidates (topk above their count), so many anchors
+    # are claimed twice; predicted boxes anywhere in the image give many
+    # CIoUs <= 0, so some claimed anchors have an all-zero CIoU column and go
+    # to box 0, which does not hold them. With both exponents 0 every pair
+    # aligns to 1, off the candidates included.
+    rng = np.random.default_rng(12)
+    size, classes = 64, 4
+    points = as_numpy(_yolo_anchors.anchor_points((size, size))[0])
+    boxes = np.array(
+        [
+            [[44, 44, 62, 60], [6, 8, 38, 36], [14, 4, 40, 30], [10, 14, 34, 42], [0, 0, 9, 9]],
+            [[48, 2, 60, 20], [4, 30, 40, 60], [8, 26, 30, 62], [0, 0, 0, 0], [2, 34, 36, 56]],
+        ],
+        "float32",
+    )
+    labels = np.array([[0, 1, 2, 3, 1], [2, 0, 3, -1, 1]], "float32")
+    corners = rng.uniform(0, size - 4, size=(2, len(points), 2))
+    far = np.minimum(corners + rng.uniform(1, size / 2, size=corners.shape), size)
+    pred = np.concatenate([corners, far], -1).astype("float32")
+    scores = rng.uniform(0.05, 0.95, size=(2, len(points), classes)).astype("float32")
+
+    result = _yolo_assigner.assign(
+        *(keras.ops.convert_to_tensor(value) for value in (scores, pred, points, labels, boxes)),
+        classes,
+        30,
+        alpha,
+        beta,
+    )
+
+    expected = numpy_dense_assignment(scores, pred, points, labels, boxes, 30, alpha, beta)
+    target_scores, target_boxes, foreground, conflicts, overlaps, candidates, owners = expected
+    zero_columns = conflicts & (overlaps.max(axis=1) == 0.0)
+    owner_outside = ~np.take_along_axis(candidates, owners[:, None], axis=1)[:, 0]
+    assert conflicts.sum() >= 10 and (zero_columns & owner_outside).any()
+    np.testing.assert_array_equal(as_numpy(result.foreground), foreground.astype("float32"))
+    np.testing.assert_array_equal(as_numpy(result.target_boxes), target_boxes)
+    np.testing.assert_allclose(as_numpy(result.target_scores), target_scores, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        as_numpy(result.score_sums), target_scores.sum(-1), rtol=1e-5, atol=1e-7
+    )

@@ -1,16 +1,19 @@
 """The task-aligned assigner (TOOD; Ultralytics' ``TaskAlignedAssigner``), vectorised.
 
-Every intermediate is at most ``(B, G, A)`` or ``(B, A, C)``; nothing loops
-over images, boxes or anchors. The CIoU runs on the candidate pairs only
-where the backend gathers a dynamic count (eager torch, through
-``ops.pairwise_where``) and on every pair under XLA; the top-k positives are
-one scatter of ``top_k``'s indices, and the targets are gathers by each
-anchor's box index, with the same values as the one-hot products they
-replace. The inputs are detached: the assignment is a target, it carries no
-gradient.
+The ``(B, G, A)`` work is the candidate test, the CIoU and the alignment
+(computed on the candidate pairs only where the backend gathers a dynamic
+count: eager torch, through ``ops.pairwise_where``; on every pair under XLA)
+and one top-k per box. Everything after the top-k runs on its ``B G k``
+picks: an anchor picked by several boxes goes to the box of highest CIoU,
+read from that anchor's column of CIoUs; each box's largest alignment and
+CIoU over its positives are segment maxima over the picks; the per-anchor
+results are scattered into ``(B, A)``. These are the values of the dense
+formulation, from the same operations on the same numbers. The inputs are
+detached: the assignment is a target, it carries no gradient.
 """
 
 import collections
+import functools
 
 import keras
 
@@ -19,10 +22,13 @@ from dl_techniques.losses.vision import _yolo_anchors, _yolo_boxes
 
 # Ultralytics' eps of the candidate test and of the soft-target normaliser.
 ASSIGNER_EPS = 1e-9
+# The rank of a pair that is not a candidate: below every alignment (>= 0).
+NOT_CANDIDATE = -1.0
 
 Assignment = collections.namedtuple(
-    "Assignment", ["target_boxes", "target_scores", "foreground", "candidates"]
+    "Assignment", ["target_boxes", "target_scores", "score_sums", "foreground", "candidates"]
 )
+Picks = collections.namedtuple("Picks", ["anchors", "chosen"])
 
 
 def assign(class_scores, pred_boxes, points, gt_labels, gt_boxes, num_classes, topk, alpha, beta):
@@ -49,32 +55,84 @@ def assign(class_scores, pred_boxes, points, gt_labels, gt_boxes, num_classes, t
 
     Returns:
         ``Assignment``: ``target_boxes (B, A, 4)`` pixels (zeros off the
-        foreground), ``target_scores (B, A, C)``, ``foreground (B, A)`` 0/1,
-        ``candidates (B, G, A)`` 0/1.
+        foreground), ``target_scores (B, A, C)``, ``score_sums (B, A)`` (the
+        target scores summed over the classes: the one positive class's
+        score), ``foreground (B, A)`` 0/1, ``candidates (B, G, A)`` boolean.
     """
     class_scores = keras.ops.stop_gradient(class_scores)
     pred_boxes = keras.ops.stop_gradient(pred_boxes)
-    valid = keras.ops.cast(gt_labels >= 0, class_scores.dtype)
     class_ids = keras.ops.cast(keras.ops.maximum(gt_labels, 0), "int32")
-
-    candidates = candidate_mask(points, gt_boxes, valid)
-    gt_class_scores = _scores_of_classes(class_scores, class_ids) * candidates
-    # CIoU on the candidate pairs (every pair where the backend cannot gather
-    # a dynamic count), each box's aspect angle computed once.
-    overlaps = ops.pairwise_where(
-        candidates > 0, _positive_complete_iou, _with_angle(gt_boxes), _with_angle(pred_boxes)
+    candidates = candidate_mask(points, gt_boxes, gt_labels >= 0)
+    # The CIoU and the alignment on the candidate pairs (every pair where the
+    # backend cannot gather a dynamic count), each box's aspect angle once.
+    overlaps, ranked = ops.pairwise_where(
+        candidates,
+        functools.partial(_overlap_and_alignment, alpha=alpha, beta=beta),
+        (_with_angle(gt_boxes), class_ids[..., None]),
+        (_with_angle(pred_boxes), class_scores),
+        fill=(0.0, NOT_CANDIDATE),
     )
-    align = keras.ops.power(gt_class_scores, alpha) * keras.ops.power(overlaps, beta)
+    # Off the candidates the alignment is that of a zero score and CIoU.
+    outside = (0.0**alpha) * (0.0**beta)
+    picks = _top_k_picks(ranked, topk)
 
-    positives = _resolve_conflicts(_top_k_mask(align, candidates, topk), overlaps)
-    foreground = keras.ops.sum(positives, axis=1)
-    positive_align = align * positives
-    max_align = keras.ops.max(positive_align, axis=-1, keepdims=True)
-    max_overlap = keras.ops.max(overlaps * positives, axis=-1, keepdims=True)
-    scale = keras.ops.max(positive_align * max_overlap / (max_align + ASSIGNER_EPS), axis=1)
-    # An anchor has at most one positive box: this sum over the boxes is its index.
-    box_ids = keras.ops.arange(positives.shape[1], dtype=positives.dtype)[:, None]
-    assigned = keras.ops.cast(keras.ops.sum(positives * box_ids, axis=1), "int32")
+    batch = keras.ops.shape(ranked)[0]
+    boxes, anchors = ranked.shape[1], ranked.shape[2]
+    count = picks.anchors.shape[-1]
+    picked = keras.ops.reshape(picks.anchors, (-1, 1, boxes * count))
+    overlap_columns = keras.ops.take_along_axis(overlaps, picked, axis=2)
+    ranked_columns = keras.ops.take_along_axis(ranked, picked, axis=2)
+
+    images = keras.ops.arange(batch, dtype="int32")[:, None, None]
+    # Each pick's anchor in the flattened (B A,) anchors; a pick that is not a
+    # candidate goes to one spare slot past the end.
+    slots = keras.ops.where(picks.chosen, images * anchors + picks.anchors, batch * anchors)
+    claims = keras.ops.segment_sum(
+        keras.ops.reshape(keras.ops.cast(picks.chosen, overlaps.dtype), (-1,)),
+        keras.ops.reshape(slots, (-1,)),
+        num_segments=batch * anchors + 1,
+    )
+    box_ids = keras.ops.arange(boxes, dtype="int32")[None, :, None]
+    best = keras.ops.cast(keras.ops.argmax(overlap_columns, axis=1), "int32")
+    owners = keras.ops.where(
+        keras.ops.take(claims, slots) > 1.0,
+        keras.ops.reshape(best, (-1, boxes, count)),
+        box_ids,
+    )
+    owner_rows = keras.ops.reshape(owners, (-1, 1, boxes * count))
+
+    def at_owner(columns):
+        values = keras.ops.take_along_axis(columns, owner_rows, axis=1)
+        return keras.ops.reshape(values, (-1, boxes, count))
+
+    overlap = at_owner(overlap_columns)
+    ranked_owner = at_owner(ranked_columns)
+    align = keras.ops.where(ranked_owner == NOT_CANDIDATE, outside, ranked_owner)
+    # Each box's maxima over its positives (0 without any), one segment per box.
+    box_slots = keras.ops.where(picks.chosen, images * boxes + owners, batch * boxes)
+
+    def box_max(values):
+        maxima = keras.ops.segment_max(
+            keras.ops.reshape(values, (-1,)),
+            keras.ops.reshape(box_slots, (-1,)),
+            num_segments=batch * boxes + 1,
+        )
+        return keras.ops.take(keras.ops.maximum(maxima, 0.0), box_slots)
+
+    scale = align * box_max(overlap) / (box_max(align) + ASSIGNER_EPS)
+
+    def per_anchor(values):
+        flat = keras.ops.scatter_update(
+            keras.ops.zeros((batch * anchors + 1,), values.dtype),
+            keras.ops.reshape(slots, (-1, 1)),
+            keras.ops.reshape(values, (-1,)),
+        )
+        return keras.ops.reshape(flat[:-1], (-1, anchors))
+
+    # Every pick of one anchor writes the same owner and scale.
+    score_sums = per_anchor(scale)
+    assigned = per_anchor(owners)
+    foreground = keras.ops.cast(keras.ops.reshape(claims[:-1], (-1, anchors)) > 0.0, scale.dtype)
     target_boxes = keras.ops.where(
         foreground[..., None] > 0,
         keras.ops.take_along_axis(gt_boxes, assigned[..., None], axis=1),
@@ -83,34 +141,35 @@ def assign(class_scores, pred_boxes, points, gt_labels, gt_boxes, num_classes, t
     target_classes = keras.ops.take_along_axis(class_ids, assigned, axis=1)
     target_scores = keras.ops.where(
         keras.ops.arange(num_classes, dtype="int32") == target_classes[..., None],
-        scale[..., None],
+        score_sums[..., None],
         0.0,
     )
     return Assignment(
         target_boxes=keras.ops.stop_gradient(target_boxes),
         target_scores=keras.ops.stop_gradient(target_scores),
+        score_sums=keras.ops.stop_gradient(score_sums),
         foreground=keras.ops.stop_gradient(foreground),
         candidates=keras.ops.stop_gradient(candidates),
     )
 
 
 def candidate_mask(points, gt_boxes, valid):
-    """``(B, G, A)``: 1 where the anchor centre lies strictly inside the (widened) valid box.
+    """``(B, G, A)`` boolean: the anchor centre lies strictly inside the (widened) valid box.
 
-    As Ultralytics 8.4 (``stride_val``): a side shorter than the second
-    stride (16 px) is widened about the box centre to 16 px, for this test
-    only, so that a small box still has candidate anchors. Comparing with
-    the value it is widened to keeps the candidate count monotonic in the
-    box size (a threshold of 8 px gave a 7 px side more candidates than a
-    9 px one).
+    ``valid`` is ``(B, G)``, boolean or 0/1. As Ultralytics 8.4
+    (``stride_val``): a side shorter than the second stride (16 px) is
+    widened about the box centre to 16 px, for this test only, so that a
+    small box still has candidate anchors. Comparing with the value it is
+    widened to keeps the candidate count monotonic in the box size (a
+    threshold of 8 px gave a 7 px side more candidates than a 9 px one).
     """
+    valid = keras.ops.cast(valid, "bool")[..., None]
     floor = float(_yolo_anchors.STRIDES[1])
     centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2.0
     size = gt_boxes[..., 2:] - gt_boxes[..., :2]
-    widen = keras.ops.logical_and(size < floor, valid[..., None] > 0)
-    size = keras.ops.where(widen, floor, size)
+    size = keras.ops.where(keras.ops.logical_and(size < floor, valid), floor, size)
     # A padding row's box starts at +inf, so that it holds no anchor.
-    top_left = keras.ops.where(valid[..., None] > 0, centre - size / 2.0, float("inf"))
+    top_left = keras.ops.where(valid, centre - size / 2.0, float("inf"))
     bottom_right = centre + size / 2.0
     # One (B, G, A) comparison per side: inside when every distance to a side exceeds eps.
     inside = None
@@ -122,17 +181,24 @@ def candidate_mask(points, gt_boxes, valid):
         ):
             side = distance > ASSIGNER_EPS
             inside = side if inside is None else keras.ops.logical_and(inside, side)
-    return keras.ops.cast(inside, gt_boxes.dtype)
+    return inside
 
 
-def _scores_of_classes(class_scores, class_ids):
-    """``(B, G, A)``: ``class_scores[b, :, class_ids[b, g]]``, rows gathered from ``(B C, A)``."""
-    num_anchors, num_classes = class_scores.shape[1], class_scores.shape[2]
-    by_class = keras.ops.reshape(keras.ops.transpose(class_scores, (0, 2, 1)), (-1, num_anchors))
-    batch = keras.ops.shape(class_ids)[0]
-    rows = keras.ops.arange(batch, dtype="int32")[:, None] * num_classes + class_ids
-    gathered = keras.ops.take(by_class, keras.ops.reshape(rows, (-1,)), axis=0)
-    return keras.ops.reshape(gathered, (-1, class_ids.shape[1], num_anchors))
+def _score_of_class(scores, class_id):
+    """``scores[..., class_id]``: ``scores (..., C)``, ``class_id (..., 1)`` broadcastable."""
+    return keras.ops.take_along_axis(scores, class_id, axis=-1)[..., 0]
+
+
+def _overlap_and_alignment(gt_rows, pred_rows, alpha, beta):
+    """``(max(CIoU, 0), s^alpha max(CIoU, 0)^beta)`` of GT rows and anchor rows.
+
+    ``gt_rows`` is ``(box and angle (..., 5), class id (..., 1))``,
+    ``pred_rows`` is ``(box and angle (..., 5), class scores (..., C))``.
+    """
+    (gt, class_id), (pred, scores) = gt_rows, pred_rows
+    overlap = _positive_complete_iou(gt, pred)
+    score = _score_of_class(scores, class_id)
+    return overlap, keras.ops.power(score, alpha) * keras.ops.power(overlap, beta)
 
 
 def _with_angle(boxes):
@@ -149,35 +215,15 @@ def _positive_complete_iou(first, second):
     )
 
 
-def _top_k_mask(align, candidates, topk):
-    """``(B, G, A)``: 1 at each box's top-k candidates by ``align``, written by one scatter.
+def _top_k_picks(ranked, topk):
+    """Each box's top-k anchors by ``ranked (B, G, A)``: ``Picks(anchors, chosen)``, ``(B, G, k)``.
 
-    Non-candidates rank below every candidate, so the k picks are candidates
-    whenever a box has k of them; a candidate with zero alignment still
-    counts, and the soft targets grade it to zero. The picks are the indices
-    ``top_k`` returns (whatever its order among equal values), written into
-    the flattened ``(B G A,)`` mask at ``row * A + index``; the indices of one
-    row are distinct, so every position is written at most once.
+    Non-candidates rank at ``NOT_CANDIDATE``, below every candidate, so the
+    k picks are candidates whenever a box has k of them; ``chosen`` marks the
+    picks that are candidates (a candidate with zero alignment still counts,
+    and the soft targets grade it to zero). The picks are the indices
+    ``top_k`` returns, whatever its order among equal values.
     """
-    num_anchors = align.shape[-1]
-    count = min(topk, num_anchors)
-    ranked = keras.ops.where(candidates > 0, align, -1.0)
+    count = min(topk, ranked.shape[-1])
     values, indices = keras.ops.top_k(ranked, count, sorted=True)
-    chosen = keras.ops.cast(values >= 0.0, align.dtype)
-    picks = keras.ops.reshape(keras.ops.cast(indices, "int32"), (-1, count))
-    row_starts = keras.ops.arange(keras.ops.shape(picks)[0], dtype="int32")[:, None] * num_anchors
-    mask = keras.ops.scatter_update(
-        keras.ops.zeros_like(keras.ops.reshape(align, (-1,))),
-        keras.ops.reshape(row_starts + picks, (-1, 1)),
-        keras.ops.reshape(chosen, (-1,)),
-    )
-    return keras.ops.reshape(mask, keras.ops.shape(align))
-
-
-def _resolve_conflicts(positives, overlaps):
-    """An anchor claimed by several boxes keeps only the box of highest CIoU (the first on ties)."""
-    claims = keras.ops.sum(positives, axis=1, keepdims=True)
-    best = keras.ops.argmax(overlaps, axis=1)[:, None, :]
-    box_ids = keras.ops.arange(positives.shape[1], dtype=best.dtype)[:, None]
-    best = keras.ops.cast(box_ids == best, positives.dtype)
-    return keras.ops.where(claims > 1.0, best, positives)
+    return Picks(anchors=keras.ops.cast(indices, "int32"), chosen=values >= 0.0)

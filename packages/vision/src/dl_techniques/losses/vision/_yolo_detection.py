@@ -48,7 +48,7 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     if gt.shape[1] == 0:
         target_scores = keras.ops.zeros_like(class_logits)
         target_boxes = keras.ops.zeros_like(pred_boxes)
-        foreground = keras.ops.zeros_like(class_logits[..., 0])
+        weight = keras.ops.zeros_like(class_logits[..., 0])
     else:
         assignment = _yolo_assigner.assign(
             keras.ops.sigmoid(class_logits),
@@ -61,12 +61,12 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
             alpha=alpha,
             beta=beta,
         )
-        target_scores, foreground = assignment.target_scores, assignment.foreground
+        # An anchor's target scores summed over the classes, 0 off the foreground.
+        target_scores, weight = assignment.target_scores, assignment.score_sums
         target_boxes = assignment.target_boxes / strides
 
     score_sum = keras.ops.maximum(keras.ops.sum(target_scores), 1.0)
     cls = keras.ops.sum(ops.sigmoid_cross_entropy(target_scores, class_logits)) / score_sum
-    weight = keras.ops.sum(target_scores, axis=-1) * foreground
     ciou = _yolo_boxes.complete_iou(pred_boxes, target_boxes)
     box = keras.ops.sum((1.0 - ciou) * weight) / score_sum
     target_distances = _yolo_boxes.boxes_to_distances(grid_points, target_boxes, reg_max)
