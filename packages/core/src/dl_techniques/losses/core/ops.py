@@ -23,6 +23,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
   autograd function that keeps only each pixel's slope for the backward pass.
 - ``pairwise_where``: ``torch.nonzero`` of the mask, the function on the
   gathered pairs only, and one ``index_put`` per value into its fill.
+- ``overlap_sums``: torch: one autograd function, the per-class sums taken over
+  blocks of rows viewed as one wide row, and one ``addcmul`` per input in the
+  backward pass; TensorFlow: the same block sums in ``tf`` ops.
 - ``sort_descending``: ``torch.sort`` and one gather per carried tensor. (On
   XLA's CPU backend one ``jax.lax.sort`` carrying every tensor as an operand
   was 1.4x slower than the argsort and gathers of the reference, measured on
@@ -66,6 +69,8 @@ __all__ = [
     "lgamma_reference",
     "mean",
     "native_backends",
+    "overlap_sums",
+    "overlap_sums_reference",
     "pairwise_where",
     "pairwise_where_reference",
     "sigmoid_cross_entropy",
@@ -309,6 +314,94 @@ def lovasz_absolute_errors_reference(
         None if weights is None else keras.ops.transpose(weights, (0, 2, 1)),
     )
     return keras.ops.sum(rows * keras.ops.stop_gradient(increments), axis=-1)
+
+
+def overlap_sums(
+    labels: Any,
+    predictions: Any,
+    weights: Any | None = None,
+    axis: int | tuple[int, ...] = -2,
+) -> tuple[Any, Any, Any]:
+    """Per-class sums of the overlap of labels and predictions over the rows.
+
+    For labels ``y`` and predictions ``p`` of shape ``(..., K)``, row
+    weights ``w`` of shape ``(...)`` (1 everywhere when None) and the sums
+    over the rows ``n`` that ``axis`` spans, per class ``k``:
+
+    ```
+    intersection[k] = sum_n w[n] y[n, k] p[n, k]
+    predicted[k]    = sum_n w[n] p[n, k]
+    actual[k]       = sum_n w[n] y[n, k]
+    ```
+
+    the soft true positives and the predicted and actual mass of Dice and
+    Tversky (``FP = predicted - intersection``, ``FN = actual - intersection``;
+    Milletari et al., 2016, V-Net). A sum over many rows of only K values
+    each runs several times slower than a full reduction in eager torch and
+    in TensorFlow's XLA; the native paths first sum blocks of rows viewed as
+    one row of a few hundred values, which changes only the order of the
+    float additions. The gradient reaches ``labels`` and ``predictions``;
+    ``weights`` are constants.
+
+    Args:
+        labels: Labels ``(..., K)``, one-hot or soft.
+        predictions: Float predictions, the shape of ``labels``.
+        weights: Non-negative row weights, the shape of ``labels`` without
+            its last axis, or None.
+        axis: The axes summed over: consecutive axes that end at the
+            second to last (``-2``, ``(0, 1)`` of a ``(B, N, K)`` input).
+
+    Returns:
+        ``(intersection, predicted, actual)``, each of the input shape
+        without ``axis``, in the dtype of ``predictions``.
+    """
+    return _dispatch("overlap_sums", overlap_sums_reference)(labels, predictions, weights, axis)
+
+
+def overlap_sums_reference(
+    labels: Any,
+    predictions: Any,
+    weights: Any | None = None,
+    axis: int | tuple[int, ...] = -2,
+) -> tuple[Any, Any, Any]:
+    """:func:`overlap_sums` in ``keras.ops``: three sums over ``axis``."""
+    predictions = keras.ops.convert_to_tensor(predictions)
+    first = _first_summed_axis(len(predictions.shape), axis)
+    axes = tuple(range(first, len(predictions.shape) - 1))
+    labels = keras.ops.cast(labels, predictions.dtype)
+    weighted_predictions, weighted_labels = predictions, labels
+    if weights is not None:
+        weights = keras.ops.stop_gradient(keras.ops.cast(weights, predictions.dtype))
+        weights = keras.ops.expand_dims(weights, axis=-1)
+        weighted_predictions, weighted_labels = predictions * weights, labels * weights
+    return (
+        keras.ops.sum(weighted_predictions * labels, axis=axes),
+        keras.ops.sum(weighted_predictions, axis=axes),
+        keras.ops.sum(weighted_labels, axis=axes),
+    )
+
+
+def _first_summed_axis(rank: int, axis: int | tuple[int, ...]) -> int:
+    """The first of the consecutive ``axis`` that end at ``rank - 2``; ValueError otherwise."""
+    axes = sorted(index % rank for index in ((axis,) if isinstance(axis, int) else axis))
+    if not axes or axes != list(range(axes[0], rank - 1)):
+        raise ValueError(
+            f"overlap_sums: `axis` must be consecutive axes ending at the second to last "
+            f"of the rank-{rank} inputs; got axis={axis!r}."
+        )
+    return axes[0]
+
+
+def _row_block(count: int, classes: int) -> int:
+    """Rows summed as one wide row by the native :func:`overlap_sums`: a power of two.
+
+    The smallest block of at least ``_BLOCK_VALUES`` values that divides the
+    ``count`` rows; fewer rows when ``count`` has fewer factors of two.
+    """
+    block = 1
+    while block * classes < _BLOCK_VALUES and block < count:
+        block *= 2
+    return math.gcd(count, block)
 
 
 def lgamma(x: Any) -> Any:
@@ -688,6 +781,58 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
             weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
         return LovaszAbsoluteErrors.apply(labels.detach(), predictions, weights)
 
+    def row_sums(values):
+        *lead, count, classes = values.shape
+        block = _row_block(count, classes)
+        if block == 1:
+            return values.sum(-2)
+        wide = values.reshape(*lead, count // block, block * classes).sum(-2)
+        return wide.reshape(*lead, block, classes).sum(-2)
+
+    class OverlapSums(torch.autograd.Function):
+        # On (..., N, K) inputs. The gradient of each input is one fused
+        # multiply-add of the other input and the incoming gradients, times
+        # the weights.
+
+        @staticmethod
+        def forward(ctx, labels, predictions, weights):
+            weighted_predictions, weighted_labels = predictions, labels
+            if weights is not None:
+                weighted_predictions = predictions * weights
+                weighted_labels = labels * weights
+            ctx.save_for_backward(labels, predictions, weights)
+            return (
+                row_sums(weighted_predictions * labels),
+                row_sums(weighted_predictions),
+                row_sums(weighted_labels),
+            )
+
+        @staticmethod
+        def backward(ctx, intersection, predicted, actual):
+            labels, predictions, weights = ctx.saved_tensors
+            intersection = intersection.unsqueeze(-2)
+
+            def gradient(other, own_sum):
+                values = torch.addcmul(own_sum.unsqueeze(-2), other, intersection)
+                return values if weights is None else values.mul_(weights)
+
+            return (
+                gradient(predictions, actual) if ctx.needs_input_grad[0] else None,
+                gradient(labels, predicted) if ctx.needs_input_grad[1] else None,
+                None,
+            )
+
+    def overlap_sums(labels, predictions, weights, axis):
+        predictions = keras.ops.convert_to_tensor(predictions)
+        first = _first_summed_axis(predictions.dim(), axis)
+        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        # The summed axes as one axis of rows: (*lead, N, K).
+        rows = (*predictions.shape[:first], -1, predictions.shape[-1])
+        if weights is not None:
+            weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
+            weights = weights.detach().reshape(rows[:-1]).unsqueeze(-1)
+        return OverlapSums.apply(labels.reshape(rows), predictions.reshape(rows), weights)
+
     def sort_descending(values, *carried):
         values = keras.ops.convert_to_tensor(values)
         carried = tuple(torch.as_tensor(tensor, device=values.device) for tensor in carried)
@@ -726,6 +871,7 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         "huber": huber,
         "huber_mean": huber_mean,
         "lovasz_absolute_errors": lovasz_absolute_errors,
+        "overlap_sums": overlap_sums,
         "sort_descending": sort_descending,
     }
 
@@ -758,12 +904,44 @@ def _tensorflow_natives() -> dict[str, Callable[..., Any]]:
     def lgamma(x):
         return tf.math.lgamma(tf.convert_to_tensor(x))
 
+    def row_sums(values, first):
+        shape = values.shape.as_list()
+        axes = tuple(range(first, len(shape) - 1))
+        if None in shape[first:]:
+            return tf.reduce_sum(values, axis=axes)
+        count, classes = math.prod(shape[first:-1]), shape[-1]
+        block = _row_block(count, classes)
+        if block == 1:
+            return tf.reduce_sum(values, axis=axes)
+        lead = tf.shape(values)[:first]
+        wide = tf.reshape(values, tf.concat([lead, [count // block, block * classes]], 0))
+        wide = tf.reduce_sum(wide, axis=-2)
+        return tf.reduce_sum(tf.reshape(wide, tf.concat([lead, [block, classes]], 0)), axis=-2)
+
+    def overlap_sums(labels, predictions, weights, axis):
+        predictions = tf.convert_to_tensor(predictions)
+        first = _first_summed_axis(predictions.shape.rank, axis)
+        labels = tf.cast(labels, predictions.dtype)
+        weighted_predictions, weighted_labels = predictions, labels
+        if weights is not None:
+            weights = tf.stop_gradient(tf.cast(weights, predictions.dtype))[..., None]
+            weighted_predictions, weighted_labels = predictions * weights, labels * weights
+        return (
+            row_sums(weighted_predictions * labels, first),
+            row_sums(weighted_predictions, first),
+            row_sums(weighted_labels, first),
+        )
+
     return {
         "lgamma": lgamma,
+        "overlap_sums": overlap_sums,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
     }
 
+
+# Values per row of the blocks the native overlap_sums sums first.
+_BLOCK_VALUES = 512
 
 # Elements of the classes the torch kernel sorts at once.
 _LOVASZ_CHUNK_ELEMENTS = 2**19
@@ -791,6 +969,7 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "huber_mean": frozenset({"torch"}),
     "lgamma": frozenset({"jax", "tensorflow", "torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),
+    "overlap_sums": frozenset({"tensorflow", "torch"}),
     "pairwise_where": frozenset({"torch"}),
     "sort_descending": frozenset({"torch"}),
 }

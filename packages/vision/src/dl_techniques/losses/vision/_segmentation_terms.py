@@ -27,35 +27,20 @@ def soft_sums(inputs: MultiClassInputs, per_image: bool) -> tuple[Any, Any, Any]
     """Weighted ``(TP, sum p, sum y)`` per class: ``(C,)``, or ``(B, C)`` per image.
 
     ``FP = sum p - TP`` and ``FN = sum y - TP``: three sums instead of three
-    products of the full tensors.
+    products of the full tensors, taken by core's
+    :func:`~dl_techniques.losses.core.ops.overlap_sums` (native on torch and
+    TensorFlow).
     """
-    axes = 1 if per_image else (0, 1)
-    probabilities, labels = _weighted(inputs)
-    true_positives = keras.ops.sum(probabilities * inputs.labels, axis=axes)
-    return (
-        true_positives,
-        keras.ops.sum(probabilities, axis=axes),
-        keras.ops.sum(labels, axis=axes),
+    return ops.overlap_sums(
+        inputs.labels, inputs.probabilities, inputs.weights, axis=1 if per_image else (0, 1)
     )
 
 
 def dice_loss(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
     """``mean_c 1 - (2 TP + s) / (sum p + sum y + s)``, class-weighted."""
-    axes = 1 if per_image else (0, 1)
-    probabilities, labels = _weighted(inputs)
-    # Per-class sums are the costly reductions: sum (p + y) is one of them.
-    tp = keras.ops.sum(probabilities * inputs.labels, axis=axes)
-    cardinality = keras.ops.sum(probabilities + labels, axis=axes)
-    score = _smoothed_ratio(2.0 * tp, cardinality, config.smooth)
+    tp, predicted, actual = soft_sums(inputs, per_image)
+    score = _smoothed_ratio(2.0 * tp, predicted + actual, config.smooth)
     return class_mean(1.0 - score, config)
-
-
-def _weighted(inputs: MultiClassInputs) -> tuple[Any, Any]:
-    """``(w p, w y)``, or ``(p, y)`` when every pixel weighs 1."""
-    if inputs.weights is None:
-        return inputs.probabilities, inputs.labels
-    weights = keras.ops.expand_dims(inputs.weights, axis=-1)
-    return weights * inputs.probabilities, weights * inputs.labels
 
 
 def tversky_index(inputs: MultiClassInputs, config: SegmentationLossConfig, per_image: bool) -> Any:
