@@ -19,8 +19,15 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-FAMILY_EXTRAS = ("classification", "self-supervised", "generative", "vision", "forecasting")
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# One extra per family package, named as its distribution: metric_learning -> metric-learning.
+FAMILY_EXTRAS = tuple(
+    sorted(
+        path.name.replace("_", "-")
+        for path in (REPO_ROOT / "packages").iterdir()
+        if (path / "pyproject.toml").exists() and path.name not in ("core", "meta")
+    )
+)
 
 
 def edit(path, old, new):
