@@ -391,6 +391,57 @@ def test_pairwise_where_gathers_the_rows_of_every_tuple_member_for_the_masked_pa
         assert widths == [[(2, 3, 1, 4), (2, 3, 1, 1), (2, 1, 5, 4), (2, 1, 5, 3)]]
 
 
+ROW_MASK = RNG.uniform(size=(2, 5)) < 0.5
+ROW_MASK[1] = False
+ROW_VALUES = RNG.normal(size=(2, 5, 3)).astype("float32")
+ROW_SCALES = RNG.uniform(0.5, 2.0, size=(2, 5, 1)).astype("float32")
+
+
+def row_log_sum_exp_times_scale(values, scales):
+    return keras.ops.logsumexp(values, axis=-1) * scales[..., 0]
+
+
+@pytest.mark.parametrize("function", [ops.rowwise_where, ops.rowwise_where_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_rowwise_where_evaluates_the_masked_rows_and_fills_the_rest(function, compiled):
+    weights = RNG.normal(size=ROW_MASK.shape).astype("float32")
+    mask = keras.ops.convert_to_tensor(ROW_MASK)
+
+    def values(rows):
+        return function(mask, row_log_sum_exp_times_scale, rows, ROW_SCALES, fill=-2.0)
+
+    result = as_numpy(values(keras.ops.convert_to_tensor(ROW_VALUES)))
+    gradient = backend_gradient(
+        lambda rows: keras.ops.sum(values(rows) * keras.ops.convert_to_tensor(weights)),
+        ROW_VALUES,
+        compiled=compiled,
+    )
+
+    rows64 = ROW_VALUES.astype("float64")
+    log_sum_exp = np.log(np.exp(rows64).sum(-1))
+    np.testing.assert_allclose(
+        result, np.where(ROW_MASK, log_sum_exp * ROW_SCALES[..., 0], -2.0), rtol=1e-6
+    )
+    slopes = np.where(ROW_MASK, weights * ROW_SCALES[..., 0], 0.0)[..., None] * softmax(rows64)
+    np.testing.assert_allclose(gradient, slopes, rtol=1e-5, atol=1e-7)
+
+
+def test_rowwise_where_calls_its_function_on_the_masked_rows_only_where_native():
+    shapes = []
+
+    def recording(values, scales):
+        shapes.append((tuple(values.shape), tuple(scales.shape)))
+        return row_log_sum_exp_times_scale(values, scales)
+
+    ops.rowwise_where(keras.ops.convert_to_tensor(ROW_MASK), recording, ROW_VALUES, ROW_SCALES)
+
+    if BACKEND in ops.native_backends("rowwise_where"):
+        count = int(ROW_MASK.sum())
+        assert shapes == [((count, 3), (count, 1))]
+    else:
+        assert shapes == [((2, 5, 3), (2, 5, 1))]
+
+
 @settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(x=st.floats(1e-4, 1e4))
 def test_lgamma_and_its_reference_match_the_standard_library(x):

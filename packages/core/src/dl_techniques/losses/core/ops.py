@@ -23,6 +23,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   autograd function that keeps only each pixel's slope for the backward pass.
 - ``pairwise_where``: ``torch.nonzero`` of the mask, the function on the
   gathered pairs only, and one ``index_put`` per value into its fill.
+- ``rowwise_where``: the same for single rows: ``torch.nonzero`` of the mask,
+  the function on the gathered rows only, one ``index_put`` into the fill.
 - ``overlap_sums``: torch: one autograd function, the per-class sums taken over
   blocks of rows viewed as one wide row, and one ``addcmul`` per input in the
   backward pass; TensorFlow: the same block sums in ``tf`` ops.
@@ -73,6 +75,8 @@ __all__ = [
     "overlap_sums_reference",
     "pairwise_where",
     "pairwise_where_reference",
+    "rowwise_where",
+    "rowwise_where_reference",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_reference",
     "softmax_cross_entropy",
@@ -565,6 +569,41 @@ def pairwise_where_reference(
     )
 
 
+def rowwise_where(mask: Any, function: Callable[..., Any], *rows: Any, fill: float = 0.0) -> Any:
+    """``function`` of each masked row, ``fill`` elsewhere: the shape of ``mask``.
+
+    ```
+    out[i] = function(rows[0][i], rows[1][i], ...)   where mask[i]
+           = fill                                     elsewhere
+    ```
+
+    ``function`` maps rows ``(..., F1)``, ``(..., F2)``, ... to ``(...)``,
+    each value from its own rows alone. The native path gathers the masked
+    rows (a dynamic count) and calls ``function`` on them only, so a sparse
+    mask costs the rows it holds; the reference calls it on every row. Both
+    paths apply the same operations to each row; the gradient reaches the
+    rows through the masked ones only.
+
+    Args:
+        mask: Boolean, shape ``S``.
+        function: ``function(*row_values) -> values``.
+        *rows: Tensors of shape ``S + (F,)`` (or more trailing axes).
+        fill: The value off the mask.
+
+    Returns:
+        A tensor of shape ``S`` in the dtype of ``function``'s values.
+    """
+    return _dispatch("rowwise_where", rowwise_where_reference)(mask, function, *rows, fill=fill)
+
+
+def rowwise_where_reference(
+    mask: Any, function: Callable[..., Any], *rows: Any, fill: float = 0.0
+) -> Any:
+    """:func:`rowwise_where` in ``keras.ops``: ``function`` on every row, then a ``where``."""
+    values = function(*(keras.ops.convert_to_tensor(tensor) for tensor in rows))
+    return keras.ops.where(mask, values, keras.ops.cast(fill, values.dtype))
+
+
 def native_backends(primitive: str) -> tuple[str, ...]:
     """The backends on which ``primitive`` (a function name here) runs a native kernel."""
     if primitive not in _NATIVE_NAMES:
@@ -860,6 +899,13 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
             ),
         )
 
+    def rowwise_where(mask, function, *rows, fill):
+        device = keras.ops.convert_to_tensor(rows[0]).device
+        mask = torch.as_tensor(mask, device=device).bool()
+        where = torch.nonzero(mask, as_tuple=True)
+        values = function(*(torch.as_tensor(tensor, device=device)[where] for tensor in rows))
+        return values.new_full(mask.shape, fill).index_put(where, values)
+
     def lgamma(x):
         return torch.lgamma(keras.ops.convert_to_tensor(x))
 
@@ -868,6 +914,7 @@ def _torch_natives() -> dict[str, Callable[..., Any]]:
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
         "pairwise_where": pairwise_where,
+        "rowwise_where": rowwise_where,
         "huber": huber,
         "huber_mean": huber_mean,
         "lovasz_absolute_errors": lovasz_absolute_errors,
@@ -971,5 +1018,6 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "lovasz_absolute_errors": frozenset({"torch"}),
     "overlap_sums": frozenset({"tensorflow", "torch"}),
     "pairwise_where": frozenset({"torch"}),
+    "rowwise_where": frozenset({"torch"}),
     "sort_descending": frozenset({"torch"}),
 }

@@ -1,6 +1,7 @@
 """The detection terms of Ultralytics' ``v8DetectionLoss`` (YOLOv8/11/12) on padded ground truth."""
 
 import collections
+import functools
 
 import keras
 
@@ -48,7 +49,7 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     if gt.shape[1] == 0:
         target_scores = keras.ops.zeros_like(class_logits)
         target_boxes = keras.ops.zeros_like(pred_boxes)
-        weight = keras.ops.zeros_like(class_logits[..., 0])
+        weight = foreground = keras.ops.zeros_like(class_logits[..., 0])
     else:
         assignment = _yolo_assigner.assign(
             keras.ops.sigmoid(class_logits),
@@ -63,6 +64,7 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
         )
         # An anchor's target scores summed over the classes, 0 off the foreground.
         target_scores, weight = assignment.target_scores, assignment.score_sums
+        foreground = assignment.foreground
         target_boxes = assignment.target_boxes / strides
 
     score_sum = keras.ops.maximum(keras.ops.sum(target_scores), 1.0)
@@ -70,6 +72,13 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     ciou = _yolo_boxes.complete_iou(pred_boxes, target_boxes)
     box = keras.ops.sum((1.0 - ciou) * weight) / score_sum
     target_distances = _yolo_boxes.boxes_to_distances(grid_points, target_boxes, reg_max)
-    dfl_per_anchor = _yolo_boxes.distribution_focal_loss(box_logits, target_distances, reg_max)
+    # The DFL of the foreground anchors only (the others weigh 0), where the
+    # backend gathers a dynamic count.
+    dfl_per_anchor = ops.rowwise_where(
+        foreground > 0,
+        functools.partial(_yolo_boxes.distribution_focal_loss, reg_max=reg_max),
+        box_logits,
+        target_distances,
+    )
     dfl = keras.ops.sum(dfl_per_anchor * weight) / score_sum
     return DetectionTerms(box=box, cls=cls, dfl=dfl)
