@@ -164,16 +164,22 @@ class DINOLoss(keras.losses.Loss):
         teacher_probs = keras.ops.stop_gradient(teacher_probs)
         student_log_probs = keras.ops.log_softmax(student / self.student_temp, axis=-1)
 
-        teacher_probs = keras.ops.reshape(teacher_probs, (global_crops, images, self.out_dim))
-        student_log_probs = keras.ops.reshape(student_log_probs, (-1, images, self.out_dim))
-        student_views = keras.ops.shape(student_log_probs)[0]
-        # cross_entropy[i, v, b] = -sum_k P_t[i, b, k] log P_s[v, b, k]
-        cross_entropy = -keras.ops.einsum("ibk,vbk->ivb", teacher_probs, student_log_probs)
+        # One row per view: (G, B K) and (V, B K).
+        teacher_views = keras.ops.reshape(teacher_probs, (global_crops, images * self.out_dim))
+        student_views = keras.ops.reshape(student_log_probs, (-1, images * self.out_dim))
         teacher_view = keras.ops.arange(global_crops)[:, None]
-        student_view = keras.ops.arange(student_views)[None, :]
-        different_views = keras.ops.cast(teacher_view != student_view, cross_entropy.dtype)
+        student_view = keras.ops.arange(keras.ops.shape(student_views)[0])[None, :]
+        different_views = keras.ops.cast(teacher_view != student_view, student_views.dtype)
+        # For each teacher view i, sum_{v != i} log P_s[v] as one (G, V) x
+        # (V, B K) matmul, so loss_b = sum_i P_t[i, b] . that / pairs. XLA runs
+        # it as one dot; an einsum over the pairs (i, v) copied both inputs
+        # into view-minor layouts.
+        other_views = keras.ops.matmul(different_views, student_views)
+        cross_entropy = keras.ops.reshape(
+            teacher_views * other_views, (global_crops, images, self.out_dim)
+        )
         pairs = keras.ops.sum(different_views)
-        return keras.ops.sum(cross_entropy * different_views[:, :, None], axis=(0, 1)) / pairs
+        return -keras.ops.sum(cross_entropy, axis=(0, 2)) / pairs
 
     def _crop_major(self, teacher, student):
         """Checks the shapes and returns both inputs as ``(crops * B, K)``."""
