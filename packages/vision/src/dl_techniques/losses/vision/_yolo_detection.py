@@ -40,6 +40,10 @@ def detection_terms(gt, prediction, input_shape, num_classes, reg_max, topk, alp
     # One split: its gradient is one concatenation, where two slices would each
     # write a zero-filled gradient of the whole head in eager torch.
     box_logits, class_logits = keras.ops.split(prediction, [4 * reg_max], axis=-1)
+    # A contiguous copy of the class logits: in eager torch the sigmoid of a
+    # strided view (here and in the gradient of the BCE) runs several times
+    # slower, and the log-sigmoid copies it anyway; XLA elides the copy.
+    class_logits = keras.ops.copy(class_logits)
     # Ultralytics regresses in stride units: a box of one cell is 1 wide on every level.
     pred_boxes = _yolo_boxes.distances_to_boxes(
         grid_points, _yolo_boxes.expected_distances(box_logits, reg_max)
