@@ -5,7 +5,8 @@ one-hot targets, ``create_segmentation_loss_function("dice")`` and ``("lovasz")`
 against ``keras.losses.Dice`` (which pools every class into one Dice, so it does
 less work than the per-class mean). Where torch is installed, smp's formulas
 transcribed in eager torch (per-class soft Dice; Lovasz-softmax over present
-classes, one sort per class) are timed on the same data as reference rows.
+classes, one sort per class) are timed on the same data as reference rows,
+and an empty step on the same inputs gives the fixed cost of a compiled step.
 
 ``lovasz-growth``: Lovasz-softmax at growing sizes S: the median time, its
 ratio to the smallest size, and the ratios of ``P`` and ``P log P`` over the
@@ -33,10 +34,13 @@ import resource
 import keras
 import numpy as np
 from benchmarking import (
+    EMPTY_STEP,
     Case,
     TorchReference,
     compiled_value_and_gradient,
+    empty_step,
     finish,
+    print_fixed_cost,
     print_pair_table,
     print_ratio_table,
     torch_available,
@@ -83,11 +87,12 @@ def run_segmentation(params, timing):
             ("torch Dice", TorchReference(torch_dice)),
             ("torch Lovasz", TorchReference(torch_lovasz_softmax)),
         ]
+    losses.append((EMPTY_STEP, empty_step))
     medians = timing.medians([(label, loss, y_true, y_pred) for label, loss in losses])
     timing.print_header(
         f"input ({batch}, {size}, {size}, {classes}); forward + gradient w.r.t. y_pred"
     )
-    labels = [label for label, _ in losses if not label.startswith("torch")]
+    labels = [label for label, _ in losses if not label.startswith("torch") and label != EMPTY_STEP]
     print_ratio_table("loss", labels, medians, DICE_BASELINE, "ms")
     print()
     if torch_available():
@@ -95,6 +100,7 @@ def run_segmentation(params, timing):
         print_pair_table([("dice", "torch Dice"), ("lovasz", "torch Lovasz")], medians, "ms")
     else:
         print(torch_reference_note())
+    print_fixed_cost(medians, "ms")
 
 
 def torch_dice(y_true, y_pred):
