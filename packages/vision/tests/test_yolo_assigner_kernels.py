@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.numeric import backend_gradient
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_assigner, _yolo_boxes
 
 RNG = np.random.default_rng(3)
@@ -108,6 +109,41 @@ def test_dfl_of_random_targets_matches_numpy():
     right_log = np.take_along_axis(log_probabilities, left[..., None] + 1, -1)[..., 0]
     expected = (-(weight * left_log + (1.0 - weight) * right_log)).mean(-1)
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_dfl_gradient_is_softmax_minus_the_two_bin_target(compiled):
+    # Per side d DFL / d logits = (softmax - target) / 4, the target i + 1 - t at
+    # bin i = floor(t) and t - i at i + 1; targets on a bin, at both clamps and
+    # between bins.
+    reg_max = 8
+    logits = RNG.normal(size=(3, 4 * reg_max)).astype("float32")
+    targets = np.array(
+        [[0.0, 3.0, 6.99, 2.25], [-1.0, 9.0, 0.5, 4.75], [6.5, 1.0, 5.125, 3.5]], "float32"
+    )
+    weights = np.array([1.0, 0.5, 2.0], "float32")
+
+    gradient = backend_gradient(
+        lambda values: keras.ops.sum(
+            _yolo_boxes.distribution_focal_loss(
+                values, keras.ops.convert_to_tensor(targets), reg_max
+            )
+            * keras.ops.convert_to_tensor(weights)
+        ),
+        logits,
+        compiled=compiled,
+    )
+
+    sides = logits.astype("float64").reshape(3, 4, reg_max)
+    softmax = np.exp(sides) / np.exp(sides).sum(-1, keepdims=True)
+    clipped = np.clip(targets.astype("float64"), 0.0, reg_max - 1.01)
+    target = np.zeros_like(sides)
+    for index in np.ndindex(clipped.shape):
+        left = int(np.floor(clipped[index]))
+        target[index][left] = left + 1.0 - clipped[index]
+        target[index][left + 1] += clipped[index] - left
+    expected = (softmax - target) * weights[:, None, None] / 4.0
+    np.testing.assert_allclose(gradient, expected.reshape(3, -1), rtol=1e-5, atol=1e-7)
 
 
 def test_assigner_overlaps_on_candidate_pairs_equal_the_dense_ciou():

@@ -99,17 +99,14 @@ def distribution_focal_loss(box_logits, target_distances, reg_max):
     """
     log_probabilities = keras.ops.log_softmax(_split_sides(box_logits, reg_max), axis=-1)
     target = keras.ops.clip(target_distances, 0.0, reg_max - 1 - DISTANCE_MARGIN)
-    left_bin = keras.ops.floor(target)
-    left_weight = left_bin + 1.0 - target
-    # A NaN target reads bin 0 (its weights keep the NaN), never an invalid index.
-    left_index = keras.ops.cast(keras.ops.where(target == target, left_bin, 0.0), "int32")[
-        ..., None
-    ]
-    # One gather of the two bins per side, not a one-hot over the reg_max bins.
-    bin_logs = keras.ops.take_along_axis(
-        log_probabilities, keras.ops.concatenate([left_index, left_index + 1], axis=-1), axis=-1
-    )
-    per_side = -(left_weight * bin_logs[..., 0] + (1.0 - left_weight) * bin_logs[..., 1])
+    # The two weights as a tent over every bin, max(1 - |j - t|, 0): i + 1 - t
+    # at bin i, t - i at bin i + 1 and 0 elsewhere, so the sum below adds the
+    # same two products as a gather of the two bins would (the zeros add
+    # exactly), without a gather or, in the gradient, a scatter. A NaN target
+    # gives NaN weights.
+    bins = keras.ops.arange(reg_max, dtype=target.dtype)
+    weights = keras.ops.relu(1.0 - keras.ops.abs(bins - target[..., None]))
+    per_side = -keras.ops.sum(weights * log_probabilities, axis=-1)
     return keras.ops.mean(per_side, axis=-1)
 
 
