@@ -127,9 +127,11 @@ FAST_COMPILE_XLA_FLAGS = (
     "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
     "--xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
 )
-# Each suite runs as this many processes, each collecting every n-th test file
-# (the root conftest's --shard), so that two cores stay busy to the end.
-DEFAULT_SHARDS = 2
+# Each suite runs as this many processes, each collecting its part of the test
+# files (the root conftest's --shard), so that two cores stay busy to the end:
+# the suites start slowest first, and the last one, torch's, in three smaller
+# parts that fill in while the other core finishes its part.
+DEFAULT_SHARDS = {"jax": 2, "tensorflow": 2, "torch": 3}
 
 
 CHECKS = (
@@ -157,7 +159,7 @@ def test(arguments):
         setup(backends, for_tests=True)
     started = time.perf_counter()
     workers = max(1, arguments.jobs or os.cpu_count() or 1)
-    shards = max(1, arguments.shards)
+    shards = {backend: max(1, arguments.shards or DEFAULT_SHARDS[backend]) for backend in backends}
     if arguments.thorough:
         os.environ["DL_LOSSES_THOROUGH"] = "1"
     pytest_command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider"]
@@ -165,11 +167,13 @@ def test(arguments):
     jobs = [("checks", None, [str(_python()), str(ROOT / "tools" / "dev.py"), "checks"])]
     # The slowest suite first, so that it never runs alone at the end.
     for backend in sorted(backends, key=("jax", "tensorflow", "torch").index):
-        for shard in range(shards):
-            command = [*pytest_command, *arguments.pytest_args, "--shard", f"{shard}/{shards}"]
-            jobs.append((f"KERAS_BACKEND={backend} --shard {shard}/{shards}", backend, command))
+        count = shards[backend]
+        for shard in range(count):
+            command = [*pytest_command, *arguments.pytest_args, "--shard", f"{shard}/{count}"]
+            jobs.append((f"KERAS_BACKEND={backend} --shard {shard}/{count}", backend, command))
     print(
-        f"\n=== the checks, then the suite on {', '.join(backends)} in {shards} shard(s) "
+        f"\n=== the checks, then the suite on {', '.join(backends)} in "
+        f"{', '.join(str(shards[backend]) for backend in backends)} shard(s) "
         f"each, {workers} process(es) at a time",
         flush=True,
     )
@@ -189,7 +193,7 @@ def test(arguments):
                 counts[word] = counts.get(word, 0) + number
             seconds += job_seconds
             returncodes.append(returncode)
-        print(f"{backend:10s} {counts} ({seconds:.0f}s in {shards} process(es))")
+        print(f"{backend:10s} {counts} ({seconds:.0f}s in {shards[backend]} process(es))")
         passed += counts.get("passed", 0)
         failed += counts.get("failed", 0) + counts.get("error", 0)
         skipped += counts.get("skipped", 0)
@@ -285,8 +289,9 @@ def main():
     test_parser.add_argument(
         "--shards",
         type=int,
-        default=DEFAULT_SHARDS,
-        help=f"processes each backend's suite is split into (default: {DEFAULT_SHARDS})",
+        help="processes each backend's suite is split into (default: "
+        + ", ".join(f"{count} for {backend}" for backend, count in DEFAULT_SHARDS.items())
+        + ")",
     )
     test_parser.add_argument(
         "--thorough",
