@@ -268,6 +268,43 @@ def test_mean_matches_numpy_and_spreads_the_gradient_evenly(axis):
     np.testing.assert_allclose(gradient, np.full(values.shape, 1.0 / count), rtol=1e-6)
 
 
+@pytest.mark.parametrize("function", [ops.softmax_expectation, ops.softmax_expectation_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_softmax_expectation_matches_numpy_value_and_gradient(function, compiled):
+    weights = RNG.normal(size=LOGITS.shape[:-1]).astype("float32")
+
+    values = as_numpy(function(keras.ops.convert_to_tensor(LOGITS)))
+    gradient = backend_gradient(
+        lambda logits: keras.ops.sum(function(logits) * keras.ops.convert_to_tensor(weights)),
+        LOGITS,
+        compiled=compiled,
+    )
+
+    probabilities = softmax(LOGITS.astype("float64"))
+    bins = np.arange(LOGITS.shape[-1])
+    expected = (probabilities * bins).sum(-1)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    # d E / d x_k = p_k (k - E).
+    expected_gradient = weights[..., None] * probabilities * (bins - expected[..., None])
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_expectation_leaves_the_reference_softmax_where_native(monkeypatch):
+    calls = []
+    original = keras.ops.softmax
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(keras.ops, "softmax", spy)
+    ops.softmax_expectation(keras.ops.convert_to_tensor(LOGITS))
+
+    native = BACKEND in ops.native_backends("softmax_expectation")
+    assert calls == ([] if native else [1])
+    assert ops.native_backends("softmax_expectation") == ("jax",)
+
+
 PAIR_FIRST = RNG.normal(size=(2, 3, 4)).astype("float32")
 PAIR_SECOND = RNG.normal(size=(2, 5, 4)).astype("float32")
 PAIR_MASK = RNG.uniform(size=(2, 3, 5)) < 0.4

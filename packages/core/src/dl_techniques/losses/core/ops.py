@@ -17,6 +17,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
   ``tf.nn.sigmoid_cross_entropy_with_logits``.
 - ``lgamma``: ``torch.lgamma``, ``tf.math.lgamma``, ``jax.lax.lgamma`` (Keras
   has no op; the reference is Lanczos' approximation).
+- ``softmax_expectation``: jax: the ratio of two sums of ``exp(x - max)``, one
+  division per row (the reference divides every exponential, and XLA's CPU
+  backend writes that broadcast reciprocal out).
 - ``huber`` and ``huber_mean``: ``torch.nn.functional.huber_loss`` (``reduction``
   ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
@@ -82,6 +85,8 @@ __all__ = [
     "rowwise_where_reference",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_reference",
+    "softmax_expectation",
+    "softmax_expectation_reference",
     "softmax_cross_entropy",
     "softmax_cross_entropy_reference",
     "sort",
@@ -525,6 +530,32 @@ def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
             return keras.ops.mean(values, axis=axes)
         count *= int(size)
     return keras.ops.sum(values, axis=axes) * (1.0 / count)
+
+
+def softmax_expectation(logits: Any) -> Any:
+    """The expected bin index under the softmax of ``logits`` over the last axis.
+
+    ```
+    E(x) = sum_j j softmax(x)_j = sum_j j exp(x_j) / sum_k exp(x_k),   j = 0 .. n - 1
+    ```
+
+    the soft-argmax that decodes a distribution over ``n`` bins into a
+    distance (Li et al., 2020, Generalized Focal Loss; YOLOv8's DFL head).
+
+    Args:
+        logits: Float logits ``(..., n)``.
+
+    Returns:
+        ``(...)`` in the dtype of ``logits``.
+    """
+    return _dispatch("softmax_expectation", softmax_expectation_reference)(logits)
+
+
+def softmax_expectation_reference(logits: Any) -> Any:
+    """:func:`softmax_expectation` in ``keras.ops``: the softmax times the bin indices, summed."""
+    probabilities = keras.ops.softmax(keras.ops.convert_to_tensor(logits), axis=-1)
+    bins = keras.ops.arange(probabilities.shape[-1], dtype=probabilities.dtype)
+    return keras.ops.sum(probabilities * bins, axis=-1)
 
 
 def pairwise_where(
@@ -1030,7 +1061,17 @@ def _jax_natives() -> dict[str, Callable[..., Any]]:
     def lgamma(x):
         return jax.lax.lgamma(keras.ops.convert_to_tensor(x))
 
-    return {"lgamma": lgamma}
+    def softmax_expectation(logits):
+        # One division per row after the two sums: dividing every exponential
+        # first (the reference) made XLA's CPU backend write the broadcast
+        # reciprocal out as a tensor of the logits' size.
+        logits = keras.ops.convert_to_tensor(logits)
+        peak = jax.lax.stop_gradient(jax.numpy.max(logits, axis=-1, keepdims=True))
+        weights = jax.numpy.exp(logits - peak)
+        bins = jax.numpy.arange(logits.shape[-1], dtype=logits.dtype)
+        return jax.numpy.sum(weights * bins, axis=-1) / jax.numpy.sum(weights, axis=-1)
+
+    return {"lgamma": lgamma, "softmax_expectation": softmax_expectation}
 
 
 _NATIVE_LOADERS: dict[str, Callable[[], dict[str, Callable[..., Any]]]] = {
@@ -1041,6 +1082,7 @@ _NATIVE_LOADERS: dict[str, Callable[[], dict[str, Callable[..., Any]]]] = {
 _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
     "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
+    "softmax_expectation": frozenset({"jax"}),
     "huber": frozenset({"torch"}),
     "huber_mean": frozenset({"torch"}),
     "lgamma": frozenset({"jax", "tensorflow", "torch"}),

@@ -9,6 +9,8 @@ import math
 
 import keras
 
+from dl_techniques.losses.core import ops
+
 # Ultralytics' bbox_iou epsilon; it also floors the box heights.
 IOU_EPS = 1e-7
 # A target distance stays this far below the last bin, so that its right
@@ -22,9 +24,7 @@ def expected_distances(box_logits, reg_max):
     ``box_logits`` is ``(..., 4 * reg_max)`` side-major (left, top, right,
     bottom; ``reg_max`` bins each); returns ``(..., 4)`` in bins (stride units).
     """
-    probabilities = keras.ops.softmax(_split_sides(box_logits, reg_max), axis=-1)
-    bins = keras.ops.arange(reg_max, dtype=probabilities.dtype)
-    return keras.ops.sum(probabilities * bins, axis=-1)
+    return ops.softmax_expectation(_split_sides(box_logits, reg_max))
 
 
 def distances_to_boxes(points, distances):
