@@ -256,7 +256,7 @@ def test_assignment_equals_the_dense_formulation_where_anchors_are_claimed_twice
     # to box 0, which does not hold them. With both exponents 0 every pair
     # aligns to 1, off the candidates included.
     rng = np.random.default_rng(12)
-    size, classes = 64, 4
+    size, classes = 64, 3
     points = as_numpy(_yolo_anchors.anchor_points((size, size))[0])
     boxes = np.array(
         [
@@ -265,7 +265,7 @@ def test_assignment_equals_the_dense_formulation_where_anchors_are_claimed_twice
         ],
         "float32",
     )
-    labels = np.array([[0, 1, 2, 3, 1], [2, 0, 3, -1, 1]], "float32")
+    labels = np.array([[0, 1, 2, 0, 1], [2, 0, 1, -1, 1]], "float32")
     corners = rng.uniform(0, size - 4, size=(2, len(points), 2))
     far = np.minimum(corners + rng.uniform(1, size / 2, size=corners.shape), size)
     pred = np.concatenate([corners, far], -1).astype("float32")
