@@ -14,26 +14,13 @@ from dl_techniques.losses.core.testing.numeric import (
 )
 from dl_techniques.losses.self_supervised import VICRegLoss
 
-VIEW1 = [
-    [-1.43, -0.94, 0.39],
-    [-0.52, 0.53, 0.81],
-    [-1.44, 1.02, -0.6],
-    [2.09, 0.73, -0.54],
-    [0.2, 0.21, 0.33],
-]
-VIEW2 = [
-    [-0.73, -0.67, 1.22],
-    [-0.2, 0.44, 0.05],
-    [-2.22, 1.12, -0.25],
-    [2.81, 0.42, -0.5],
-    [-0.21, -0.0, -0.81],
-]
 SCALE = 0.6  # some standard deviations below 1 (hinge active), one above
 
 # The loss of the authors' code (facebookresearch/vicreg main_vicreg.py,
 # VICReg.forward, one process), transcribed in torch 2.13.0 float64 and run
 # offline as
-#   x = (0.6 * torch.tensor(VIEW1)).requires_grad_(True); y likewise from VIEW2
+#   x = (0.6 * torch.tensor(views[:5])).requires_grad_(True); y from views[5:]
+# with views the `official_views` fixture (conftest.py)
 #   v = vicreg(x, y, sim_coeff, std_coeff, cov_coeff); v.backward()
 #   v.item(), x.grad.tolist(), y.grad.tolist()
 OFFICIAL = {
@@ -111,9 +98,9 @@ def test_hand_checked_value():
 
 
 @pytest.mark.parametrize("coefficients", list(OFFICIAL))
-def test_matches_the_official_code_value_and_gradient(coefficients):
+def test_matches_the_official_code_value_and_gradient(coefficients, official_views):
     expected_value, expected_first, expected_second = OFFICIAL[coefficients]
-    stacked = SCALE * np.concatenate([VIEW1, VIEW2])
+    stacked = SCALE * official_views
     dtype = gradient_dtype()
     loss = VICRegLoss(*coefficients, dtype=dtype)
     got = as_numpy(loss(None, keras.ops.convert_to_tensor(stacked, dtype)))

@@ -3,15 +3,12 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy
 
 from dl_techniques.losses.core.testing.numeric import backend_gradient
 from dl_techniques.losses.vision import _yolo_anchors, _yolo_assigner, _yolo_boxes
 
 RNG = np.random.default_rng(3)
-
-
-def as_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def random_boxes(batch, boxes, size):
@@ -32,14 +29,14 @@ def numpy_candidates(points, boxes, valid):
 
 
 def test_candidates_match_numpy_and_padding_rows_hold_none():
-    points = as_numpy(_yolo_anchors.anchor_points((96, 128))[0])
+    points = convert_to_numpy(_yolo_anchors.anchor_points((96, 128))[0])
     boxes = random_boxes(3, 7, 96)
     boxes[0, 1] = [0.0, 0.0, 128.0, 96.0]
     boxes[1, 2] = [40.0, 40.0, 44.0, 43.0]
     valid = RNG.uniform(size=(3, 7)) < 0.7
     valid[0, 1] = False
 
-    result = as_numpy(
+    result = convert_to_numpy(
         _yolo_assigner.candidate_mask(
             keras.ops.convert_to_tensor(points),
             keras.ops.convert_to_tensor(boxes),
@@ -62,7 +59,7 @@ def test_top_k_picks_are_the_k_best_candidates_of_each_box(topk):
 
     picks = _yolo_assigner._top_k_picks(keras.ops.convert_to_tensor(ranked), topk)
 
-    anchors, chosen = as_numpy(picks.anchors), as_numpy(picks.chosen)
+    anchors, chosen = convert_to_numpy(picks.anchors), convert_to_numpy(picks.chosen)
     assert anchors.shape == chosen.shape == (4, 5, min(topk, 24))
     result = np.zeros_like(align)
     for index in np.ndindex(align.shape[:2]):
@@ -82,7 +79,7 @@ def test_score_of_class_gathers_each_box_class_at_every_anchor():
     class_ids = RNG.integers(0, 6, size=(3, 4)).astype("int32")
 
     # The broadcast rows of the dense pairs: anchors (3, 1, 11, 6), box classes (3, 4, 1, 1).
-    result = as_numpy(
+    result = convert_to_numpy(
         _yolo_assigner._score_of_class(
             keras.ops.convert_to_tensor(scores[:, None]),
             keras.ops.convert_to_tensor(class_ids[:, :, None, None]),
@@ -98,7 +95,7 @@ def test_dfl_of_random_targets_matches_numpy():
     logits = RNG.normal(size=(5, 7, 4 * reg_max)).astype("float32") * 2.0
     targets = RNG.uniform(-2.0, reg_max + 2.0, size=(5, 7, 4)).astype("float32")
 
-    result = as_numpy(_yolo_boxes.distribution_focal_loss(logits, targets, reg_max))
+    result = convert_to_numpy(_yolo_boxes.distribution_focal_loss(logits, targets, reg_max))
 
     sides = logits.astype("float64").reshape(5, 7, 4, reg_max)
     log_probabilities = sides - np.log(np.exp(sides).sum(-1, keepdims=True))
@@ -162,16 +159,19 @@ def test_assigner_overlaps_on_candidate_pairs_equal_the_dense_ciou():
         tensors[0], tensors[1], points, tensors[2], tensors[3], classes, 10, 1.0, 1.0
     )
 
-    candidates = numpy_candidates(as_numpy(points), boxes, labels >= 0)
-    np.testing.assert_array_equal(as_numpy(result.candidates), candidates.astype("float32"))
-    dense = as_numpy(_yolo_boxes.complete_iou(tensors[3][:, :, None], tensors[1][:, None]))
+    candidates = numpy_candidates(convert_to_numpy(points), boxes, labels >= 0)
+    np.testing.assert_array_equal(convert_to_numpy(result.candidates), candidates.astype("float32"))
+    dense = convert_to_numpy(_yolo_boxes.complete_iou(tensors[3][:, :, None], tensors[1][:, None]))
     overlaps = np.where(candidates, np.maximum(dense, 0.0), 0.0)
     class_scores = np.stack(
         [scores[b][:, np.maximum(labels[b], 0).astype(int)].T for b in range(2)]
     )
     align = class_scores * candidates * overlaps
-    foreground = as_numpy(result.foreground) > 0
-    target_boxes, target_scores = as_numpy(result.target_boxes), as_numpy(result.target_scores)
+    foreground = convert_to_numpy(result.foreground) > 0
+    target_boxes, target_scores = (
+        convert_to_numpy(result.target_boxes),
+        convert_to_numpy(result.target_scores),
+    )
     # The random boxes are distinct: an anchor's target box names its GT.
     owner = np.array(
         [
@@ -257,7 +257,7 @@ def test_assignment_equals_the_dense_formulation_where_anchors_are_claimed_twice
     # aligns to 1, off the candidates included.
     rng = np.random.default_rng(12)
     size, classes = 64, 3
-    points = as_numpy(_yolo_anchors.anchor_points((size, size))[0])
+    points = convert_to_numpy(_yolo_anchors.anchor_points((size, size))[0])
     boxes = np.array(
         [
             [[44, 44, 62, 60], [6, 8, 38, 36], [14, 4, 40, 30], [10, 14, 34, 42], [0, 0, 9, 9]],
@@ -284,9 +284,11 @@ def test_assignment_equals_the_dense_formulation_where_anchors_are_claimed_twice
     zero_columns = conflicts & (overlaps.max(axis=1) == 0.0)
     owner_outside = ~np.take_along_axis(candidates, owners[:, None], axis=1)[:, 0]
     assert conflicts.sum() >= 10 and (zero_columns & owner_outside).any()
-    np.testing.assert_array_equal(as_numpy(result.foreground), foreground.astype("float32"))
-    np.testing.assert_array_equal(as_numpy(result.target_boxes), target_boxes)
-    np.testing.assert_allclose(as_numpy(result.target_scores), target_scores, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(convert_to_numpy(result.foreground), foreground.astype("float32"))
+    np.testing.assert_array_equal(convert_to_numpy(result.target_boxes), target_boxes)
     np.testing.assert_allclose(
-        as_numpy(result.score_sums), target_scores.sum(-1), rtol=1e-5, atol=1e-7
+        convert_to_numpy(result.target_scores), target_scores, rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        convert_to_numpy(result.score_sums), target_scores.sum(-1), rtol=1e-5, atol=1e-7
     )
