@@ -231,11 +231,12 @@ def _job_environment(backend, work_dir, thorough, threads):
         # One compilation cache for this run's jax shards and the subprocesses
         # their tests start (a fresh-process reload compiles what its parent
         # did; a shard reuses the other's compiled operations: 8 % of a shard's
-        # CPU time with the other's cache at hand). A size limit turns on jax's
-        # file lock, so concurrent writers never expose a half-written entry.
+        # CPU time with the other's cache at hand). No size limit: with one,
+        # jax takes a file lock and sums the folder's sizes on every write,
+        # which stalls both shards. An entry read while the other shard writes
+        # it fails to load with a warning, and jax compiles it again.
         environment["JAX_COMPILATION_CACHE_DIR"] = str(work_dir.parent / "jax-cache")
         environment["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-        environment["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(4 * 2**30)
     return environment
 
 
