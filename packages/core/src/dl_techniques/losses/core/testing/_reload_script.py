@@ -16,24 +16,23 @@ import sys
 import warnings
 
 import keras
-import numpy
 
 
 def evaluate_loss(model, x, y_true):
     """Returns the compiled loss of ``model`` on ``(x, y_true)`` as a float.
 
-    A single-tensor prediction and target go through ``model.evaluate``, the
-    path ``fit`` uses. When either is a structure, Keras would apply a single
-    loss to every output separately, so the loss is called on the whole
-    structures instead.
+    A single-tensor prediction and target go through ``model.compute_loss``,
+    the function Keras' train and test steps call, on the prediction in
+    inference mode; run eagerly, it costs no traced step per model. When
+    either is a structure, Keras would apply a single loss to every output
+    separately, so the loss is called on the whole structures instead.
     """
-    batch_size = int(numpy.shape(keras.tree.flatten(x)[0])[0])
     prediction = model(x, training=False)
     if keras.tree.is_nested(y_true) or keras.tree.is_nested(prediction):
         value = model.loss(y_true, prediction)
-        return float(keras.ops.convert_to_numpy(keras.ops.cast(value, "float32")))
-    metrics = model.evaluate(x, y_true, batch_size=batch_size, verbose=0, return_dict=True)
-    return float(metrics["loss"])
+    else:
+        value = model.compute_loss(x=x, y=y_true, y_pred=prediction, training=False)
+    return float(keras.ops.convert_to_numpy(keras.ops.cast(value, "float32")))
 
 
 def loss_type_name(model):
