@@ -33,7 +33,6 @@ BACKEND_REQUIREMENTS = {
 TEST_REQUIREMENTS = [
     "pytest>=8",
     "hypothesis>=6.100",
-    "hatch>=1.16",
     "ruff~=0.17.6",
     "mypy~=2.4",
     'tomli>=2; python_version < "3.11"',
