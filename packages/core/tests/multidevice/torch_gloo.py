@@ -7,16 +7,12 @@ last line of stdout; test_distributed.py checks it.
 
 import json
 import os
-import socket
-import tempfile
 
 os.environ["KERAS_BACKEND"] = "torch"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.distributed as torch_distributed  # noqa: E402
-import torch.multiprocessing as torch_multiprocessing  # noqa: E402
 from common import (  # noqa: E402
     LEARNING_RATE,
     STEPS,
@@ -32,6 +28,7 @@ from dl_techniques.losses.core.distributed import (  # noqa: E402
     all_mean,
     replica_count,
 )
+from dl_techniques.losses.core.testing.gloo import run_gloo_ranks  # noqa: E402
 
 WORLD_SIZE = 2
 
@@ -84,37 +81,15 @@ def run_all(arrays, rank, world_size):
     }
 
 
-def _worker(rank, port, out_dir):
-    torch.set_num_threads(1)
-    torch_distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE
-    )
-    try:
-        result = run_all(problem(WORLD_SIZE), rank, WORLD_SIZE)
-    finally:
-        torch_distributed.destroy_process_group()
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
-        json.dump(result, handle)
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _rank(rank, world_size):
+    return run_all(problem(world_size), rank, world_size)
 
 
 def main():
     torch.set_num_threads(1)
     arrays = problem(WORLD_SIZE)
     single = run_all(arrays, rank=0, world_size=1)
-    with tempfile.TemporaryDirectory() as out_dir:
-        torch_multiprocessing.spawn(
-            _worker, args=(_free_port(), out_dir), nprocs=WORLD_SIZE, join=True
-        )
-        ranks = []
-        for rank in range(WORLD_SIZE):
-            with open(os.path.join(out_dir, f"rank{rank}.json")) as handle:
-                ranks.append(json.load(handle))
+    ranks = run_gloo_ranks(_rank, WORLD_SIZE)
     print(
         json.dumps(
             {
