@@ -86,7 +86,7 @@ def setup(backends, for_tests):
     # Core first and without extras: pip does not match the families'
     # dependency on core to an editable core named with extras. The build
     # backend is installed above, so pip builds the editable wheels in this
-    # environment instead of a fresh isolated one per package (30 s of setup).
+    # environment instead of a fresh isolated one per package.
     editable = []
     for package in sorted(_packages(), key=lambda path: path.name != "core"):
         editable += ["-e", str(package)]
