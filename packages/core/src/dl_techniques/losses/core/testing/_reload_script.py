@@ -23,15 +23,25 @@ def evaluate_loss(model, x, y_true):
 
     A single-tensor prediction and target go through ``model.compute_loss``,
     the function Keras' train and test steps call, on the prediction in
-    inference mode; run eagerly, it costs no traced step per model. When
-    either is a structure, Keras would apply a single loss to every output
-    separately, so the loss is called on the whole structures instead.
+    inference mode. When either is a structure, Keras would apply a single
+    loss to every output separately, so the loss is called on the whole
+    structures instead. TensorFlow and torch run it eagerly, which costs no
+    traced step per model; eager jax compiles every operation for each new
+    input shape, so there it runs as one ``jax.jit``, compiled once per model
+    (the weights enter it as constants).
     """
-    prediction = model(x, training=False)
-    if keras.tree.is_nested(y_true) or keras.tree.is_nested(prediction):
-        value = model.loss(y_true, prediction)
-    else:
-        value = model.compute_loss(x=x, y=y_true, y_pred=prediction, training=False)
+
+    def compiled_loss(x, y_true):
+        prediction = model(x, training=False)
+        if keras.tree.is_nested(y_true) or keras.tree.is_nested(prediction):
+            return model.loss(y_true, prediction)
+        return model.compute_loss(x=x, y=y_true, y_pred=prediction, training=False)
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        compiled_loss = jax.jit(compiled_loss)
+    value = compiled_loss(x, y_true)
     return float(keras.ops.convert_to_numpy(keras.ops.cast(value, "float32")))
 
 
