@@ -13,7 +13,10 @@ from dl_techniques.losses.core.testing.checks import (
     check_jit_fit_step,
     check_saved_model,
 )
-from dl_techniques.losses.core.testing.fresh_process import check_fresh_process_reload
+from dl_techniques.losses.core.testing.pytest_suite import (
+    batched_reload_case,
+    check_batched_fresh_process_reload,
+)
 
 TRUE = np.array([[0.0, 1.0, 2.0], [1.0, -1.0, 0.5], [3.0, 0.0, 0.0]], dtype="float32")
 PRED = np.array([[0.5, 1.0, 0.0], [1.0, 1.0, 0.5], [2.0, 0.5, -1.0]], dtype="float32")
@@ -144,8 +147,11 @@ def test_a_model_compiled_with_a_nested_composite_saves_and_reloads(tmp_path):
     check_saved_model(_composite_case(), tmp_path)
 
 
-def test_a_composite_reloads_in_a_fresh_process(tmp_path):
-    check_fresh_process_reload([_composite_case()], tmp_path)
+COMPOSITE_RELOAD_CASE = batched_reload_case(_composite_case())
+
+
+def test_a_composite_reloads_in_a_fresh_process(tmp_path_factory):
+    check_batched_fresh_process_reload([COMPOSITE_RELOAD_CASE], tmp_path_factory)
 
 
 def test_a_composite_trains_in_a_compiled_fit():

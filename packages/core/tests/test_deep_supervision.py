@@ -7,8 +7,11 @@ import pytest
 from dl_techniques.losses.core.deep_supervision import DeepSupervision
 from dl_techniques.losses.core.testing import LossCase
 from dl_techniques.losses.core.testing.checks import check_jit_fit_step, check_saved_model
-from dl_techniques.losses.core.testing.fresh_process import check_fresh_process_reload
 from dl_techniques.losses.core.testing.numeric import log_softmax
+from dl_techniques.losses.core.testing.pytest_suite import (
+    batched_reload_case,
+    check_batched_fresh_process_reload,
+)
 
 RNG = np.random.default_rng(3)
 IDS = RNG.integers(0, 3, size=(2, 4, 4)).astype("int32")
@@ -101,10 +104,16 @@ def _case():
     )
 
 
+RELOAD_CASE = batched_reload_case(_case())
+
+
 def test_a_model_compiled_with_it_saves_reloads_and_fits(tmp_path):
     check_saved_model(_case(), tmp_path)
     check_jit_fit_step(_case())
-    check_fresh_process_reload([_case()], tmp_path / "fresh")
+
+
+def test_a_model_compiled_with_it_reloads_in_a_fresh_process(tmp_path_factory):
+    check_batched_fresh_process_reload([RELOAD_CASE], tmp_path_factory)
 
 
 def test_a_multi_scale_model_trains_on_one_full_resolution_target():

@@ -13,6 +13,7 @@ from dl_techniques.losses.core.testing import checks, fresh_process
 # every collected conformance class, since each new interpreter pays for
 # importing Keras and its backend again.
 _RELOAD_OUTCOMES: dict[int, tuple[bool, str]] = {}
+_EXTRA_RELOAD_CASES: list[Any] = []
 # A compiled fit and a .keras round trip exercise a loss class's training and
 # saving path, which its constructor arguments do not change: they run on the
 # first case of each loss class, like the fresh-process reload.
@@ -88,26 +89,51 @@ class LossConformanceTests:
         checks.check_invalid_hyperparameters(case)
 
     def test_fresh_process_reload(self, tmp_path_factory):
-        cases: list[Any] = first_case_per_loss_class(self.cases)
-        if any(id(case) not in _RELOAD_OUTCOMES for case in cases):
-            pending = [case for case in _collected_cases() if id(case) not in _RELOAD_OUTCOMES]
-            pending += [case for case in cases if id(case) not in _RELOAD_OUTCOMES]
-            pending = list({id(case): case for case in pending}.values())
-            _reload(pending, tmp_path_factory)
-        elif any(not _RELOAD_OUTCOMES[id(case)][0] for case in cases):
-            # Reloaded in another class's run, without this class's fixtures
-            # (a plugin put on sys.path, say): this class's own run decides.
-            _reload(cases, tmp_path_factory)
-        failures = [
-            f"{case.case_id}: {_RELOAD_OUTCOMES[id(case)][1]}"
-            for case in cases
-            if not _RELOAD_OUTCOMES[id(case)][0]
-        ]
-        if failures:
-            raise AssertionError(
-                f"{len(failures)} of {len(cases)} case(s) did not reload in a fresh process:\n"
-                + "\n".join(failures)
-            )
+        check_batched_fresh_process_reload(first_case_per_loss_class(self.cases), tmp_path_factory)
+
+
+def batched_reload_case(case: Any) -> Any:
+    """Adds ``case`` to the fresh-process reload batch of this test process and returns it.
+
+    For a model outside a conformance class (a composite loss, a wrapper):
+    called at a test module's top level, the case reloads in the one
+    subprocess that reloads every collected conformance class, instead of a
+    subprocess of its own (each new interpreter imports Keras and its backend
+    again). A test then checks it with :func:`check_batched_fresh_process_reload`.
+    """
+    _EXTRA_RELOAD_CASES.append(case)
+    return case
+
+
+def check_batched_fresh_process_reload(cases: list[Any], tmp_path_factory: Any) -> None:
+    """Checks that ``cases`` reload in a fresh process, batched with every collected case.
+
+    The first call reloads the cases of every collected conformance class and
+    of :func:`batched_reload_case` in a single subprocess; later calls read
+    the outcomes. A case that failed in a batch started by another test
+    (without this test's fixtures: a plugin put on ``sys.path``, say) reloads
+    again here, and this run decides.
+
+    Raises:
+        AssertionError: Listing every case of ``cases`` that did not reload.
+    """
+    if any(id(case) not in _RELOAD_OUTCOMES for case in cases):
+        pending = [case for case in _collected_cases() if id(case) not in _RELOAD_OUTCOMES]
+        pending += [case for case in cases if id(case) not in _RELOAD_OUTCOMES]
+        pending = list({id(case): case for case in pending}.values())
+        _reload(pending, tmp_path_factory)
+    elif any(not _RELOAD_OUTCOMES[id(case)][0] for case in cases):
+        _reload(cases, tmp_path_factory)
+    failures = [
+        f"{case.case_id}: {_RELOAD_OUTCOMES[id(case)][1]}"
+        for case in cases
+        if not _RELOAD_OUTCOMES[id(case)][0]
+    ]
+    if failures:
+        raise AssertionError(
+            f"{len(failures)} of {len(cases)} case(s) did not reload in a fresh process:\n"
+            + "\n".join(failures)
+        )
 
 
 def first_case_per_loss_class(cases):
@@ -125,8 +151,8 @@ def _reload(cases, tmp_path_factory):
 
 
 def _collected_cases():
-    """The cases of every subclass of :class:`LossConformanceTests` defined so far."""
-    found = []
+    """The cases of :func:`batched_reload_case` and of every conformance class defined so far."""
+    found = list(_EXTRA_RELOAD_CASES)
     pending = list(LossConformanceTests.__subclasses__())
     while pending:
         subclass = pending.pop()
