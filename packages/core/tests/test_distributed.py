@@ -5,11 +5,7 @@ before the framework initialises) for the engine of the current Keras
 backend only; the other engines run in their own backend's pytest process.
 """
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -18,6 +14,7 @@ import pytest
 from keras import ops
 
 from dl_techniques.losses.core.distributed import all_gather, all_mean, replica_count
+from dl_techniques.losses.core.testing.script_batch import add_script, script_result
 
 BACKEND = keras.backend.backend()
 MULTIDEVICE = Path(__file__).parent / "multidevice"
@@ -47,19 +44,6 @@ def test_all_gather_rejects_an_axis_outside_the_tensor(shape, axis):
     pattern = rf"all_gather: axis={axis} .* shape {re.escape(str(tuple(shape)))}"
     with pytest.raises(ValueError, match=pattern):
         all_gather(np.zeros(shape, dtype="float32"), axis=axis)
-
-
-def _run_script(name):
-    completed = subprocess.run(
-        [sys.executable, str(MULTIDEVICE / name)],
-        cwd=MULTIDEVICE,
-        env={**os.environ, "KERAS_BACKEND": BACKEND},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def _arrays(run):
@@ -105,16 +89,22 @@ def _assert_collectives(per_replica, arrays, replicas):
         np.testing.assert_allclose(results["mean_of_scalar"], batch.sum() / replicas, rtol=1e-5)
 
 
-@pytest.mark.slow
-class MirroredStrategyRun:
-    """tensorflow: MirroredStrategy over 4 logical CPU devices."""
+class _ScriptRun:
+    """Tests of what the backend's multi-device script (``script``) returned."""
 
-    script = "tf_mirrored.py"
+    script = ""
 
     @pytest.fixture(scope="class")
     @classmethod
     def run(cls):
-        return _run_script(cls.script)
+        return script_result(MULTIDEVICE / cls.script)
+
+
+@pytest.mark.slow
+class MirroredStrategyRun(_ScriptRun):
+    """tensorflow: MirroredStrategy over 4 logical CPU devices."""
+
+    script = "tf_mirrored.py"
 
     def test_strategy_has_four_replicas(self, run):
         assert run["replicas_in_sync"] == 4
@@ -140,15 +130,10 @@ class MirroredStrategyRun:
 
 
 @pytest.mark.slow
-class JaxDataParallelRun:
+class JaxDataParallelRun(_ScriptRun):
     """jax: keras.distribution.DataParallel over 4 host CPU devices."""
 
     script = "jax_data_parallel.py"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def run(cls):
-        return _run_script(cls.script)
 
     def test_loss_sees_the_global_batch_sharded_over_four_devices(self, run):
         assert run["devices"] == 4
@@ -168,15 +153,10 @@ class JaxDataParallelRun:
 
 
 @pytest.mark.slow
-class TorchGlooRun:
+class TorchGlooRun(_ScriptRun):
     """torch: two processes in a gloo process group, each with half the batch."""
 
     script = "torch_gloo.py"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def run(cls):
-        return _run_script(cls.script)
 
     def test_collectives_give_the_full_batch_and_the_global_mean(self, run):
         per_rank = [rank["collectives"] for rank in run["ranks"]]
@@ -205,3 +185,4 @@ TestMultiDeviceRun = {
     "jax": JaxDataParallelRun,
     "torch": TorchGlooRun,
 }[BACKEND]
+add_script(MULTIDEVICE / TestMultiDeviceRun.script)

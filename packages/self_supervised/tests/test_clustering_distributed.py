@@ -5,38 +5,28 @@ its mean by the replica count as Keras' own mean reductions do; the script runs
 in a fresh process, since the device layout must be set before TensorFlow starts.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from dl_techniques.losses.core.testing.script_batch import add_script, script_result
+
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 SCRIPT = Path(__file__).parent / "multidevice" / "clustering_tf_mirrored.py"
+if ON_TENSORFLOW:
+    add_script(SCRIPT)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        keras.backend.backend() != "tensorflow", reason="tf.distribute runs on TensorFlow"
-    ),
+    pytest.mark.skipif(not ON_TENSORFLOW, reason="tf.distribute runs on TensorFlow"),
 ]
 
 
 @pytest.fixture(scope="module")
 def run():
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        cwd=SCRIPT.parent,
-        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return script_result(SCRIPT)
 
 
 @pytest.mark.parametrize("weighting", ["unweighted", "weighted"])

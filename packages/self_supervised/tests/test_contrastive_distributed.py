@@ -6,10 +6,6 @@ devices, TF MirroredStrategy over 4 logical CPUs, torch DDP with 2 gloo
 processes. Each script trains every loss for 3 steps alone and distributed.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -17,31 +13,26 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core.testing.numeric import log_softmax
+from dl_techniques.losses.core.testing.script_batch import add_script, script_result
 
 BACKEND = keras.backend.backend()
-SCRIPT = {
-    "tensorflow": "contrastive_tf_mirrored.py",
-    "jax": "contrastive_jax_data_parallel.py",
-    "torch": "contrastive_torch_gloo.py",
-}[BACKEND]
-REPLICAS = {"tensorflow": 4, "jax": 4, "torch": 2}[BACKEND]
 MULTIDEVICE = Path(__file__).parent / "multidevice"
+SCRIPT = add_script(
+    MULTIDEVICE
+    / {
+        "tensorflow": "contrastive_tf_mirrored.py",
+        "jax": "contrastive_jax_data_parallel.py",
+        "torch": "contrastive_torch_gloo.py",
+    }[BACKEND]
+)
+REPLICAS = {"tensorflow": 4, "jax": 4, "torch": 2}[BACKEND]
 LOSS_NAMES = ["clip", "siglip", "ntxent", "supcon"]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def run():
-    completed = subprocess.run(
-        [sys.executable, str(MULTIDEVICE / SCRIPT)],
-        cwd=MULTIDEVICE,
-        env={**os.environ, "KERAS_BACKEND": BACKEND},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return script_result(SCRIPT)
 
 
 def normalized(embeddings):

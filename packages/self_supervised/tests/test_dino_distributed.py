@@ -5,15 +5,13 @@ Only the current backend's engine script runs, in a fresh process (the device
 layout must be set before the framework initialises).
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+
+from dl_techniques.losses.core.testing.script_batch import add_script, script_result
 
 BACKEND = keras.backend.backend()
 MULTIDEVICE = Path(__file__).parent / "multidevice"
@@ -22,23 +20,14 @@ SCRIPTS = {
     "jax": ("dino_jax_data_parallel.py", 4),
     "torch": ("dino_torch_gloo.py", 2),
 }
+SCRIPT = add_script(MULTIDEVICE / SCRIPTS[BACKEND][0])
 STEPS = 3
 MOMENTUM = 0.5
 
 
 @pytest.fixture(scope="module")
 def run():
-    script, _ = SCRIPTS[BACKEND]
-    completed = subprocess.run(
-        [sys.executable, str(MULTIDEVICE / script)],
-        cwd=MULTIDEVICE,
-        env={**os.environ, "KERAS_BACKEND": BACKEND},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return script_result(SCRIPT)
 
 
 def _distributed_runs(run):

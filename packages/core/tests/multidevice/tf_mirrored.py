@@ -9,17 +9,9 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-REPLICAS = 4
-# Must run before TensorFlow initialises its devices.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration() for _ in range(REPLICAS)],
-)
-
-import keras  # noqa: E402
 from common import (  # noqa: E402
     GLOBAL_BATCH,
     LEARNING_RATE,
@@ -35,6 +27,9 @@ from dl_techniques.losses.core.distributed import (  # noqa: E402
     all_mean,
     replica_count,
 )
+from dl_techniques.losses.core.testing.devices import mirrored_cpu_strategy  # noqa: E402
+
+REPLICAS = 4
 
 
 def _per_replica(strategy, full, axis=0):
@@ -122,7 +117,7 @@ def train(arrays, strategy=None):
 
 def main():
     arrays = problem(REPLICAS)
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
+    strategy = mirrored_cpu_strategy(REPLICAS)
     result = {
         "replicas_in_sync": strategy.num_replicas_in_sync,
         "problem": as_lists(arrays),
@@ -136,8 +131,8 @@ def main():
     }
     with strategy.scope():
         result["cross_replica_context_count"] = replica_count()
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

@@ -90,17 +90,13 @@ def main():
     arrays = problem(WORLD_SIZE)
     single = run_all(arrays, rank=0, world_size=1)
     ranks = run_gloo_ranks(_rank, WORLD_SIZE)
-    print(
-        json.dumps(
-            {
-                "world_size": WORLD_SIZE,
-                "problem": as_lists(arrays),
-                "single": single,
-                "ranks": ranks,
-            }
-        )
-    )
+    return {
+        "world_size": WORLD_SIZE,
+        "problem": as_lists(arrays),
+        "single": single,
+        "ranks": ranks,
+    }
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

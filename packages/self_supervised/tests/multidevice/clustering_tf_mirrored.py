@@ -10,22 +10,15 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
-REPLICAS = 4
-# Must run before TensorFlow initialises its devices.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration() for _ in range(REPLICAS)],
-)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dl_techniques.losses.core.testing.devices import mirrored_cpu_strategy  # noqa: E402
 from dl_techniques.losses.self_supervised import ClusteringLoss  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 3
+REPLICAS = 4
 
 
 def train(inputs, weights, strategy=None):
@@ -62,15 +55,15 @@ def main():
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(GLOBAL_BATCH, 5)).astype("float32")
     weights = rng.uniform(0.0, 3.0, size=(GLOBAL_BATCH,)).astype("float32")
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
+    strategy = mirrored_cpu_strategy(REPLICAS)
     result = {"replicas": strategy.num_replicas_in_sync}
     for name, sample_weight in (("unweighted", None), ("weighted", weights)):
         result[name] = {
             "single": train(inputs, sample_weight),
             "distributed": train(inputs, sample_weight, strategy),
         }
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

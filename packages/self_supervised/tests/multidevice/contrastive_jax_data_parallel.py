@@ -59,12 +59,12 @@ def main():
     arrays = problem()
     devices = keras.distribution.list_devices("cpu")
     single = {name: train(arrays, name) for name in LOSS_NAMES}
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:DEVICES]))
     result = {"replicas": len(devices[:DEVICES]), "problem": as_lists(arrays)}
-    for name in LOSS_NAMES:
-        result[name] = {"single": single[name], "distributed": train(arrays, name)}
-    print(json.dumps(result))
+    with keras.distribution.DataParallel(devices=devices[:DEVICES]).scope():
+        for name in LOSS_NAMES:
+            result[name] = {"single": single[name], "distributed": train(arrays, name)}
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

@@ -11,14 +11,6 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
-REPLICAS = 4
-# Must run before TensorFlow initialises its devices.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration() for _ in range(REPLICAS)],
-)
 
 import keras  # noqa: E402
 from contrastive_common import (  # noqa: E402
@@ -33,6 +25,10 @@ from contrastive_common import (  # noqa: E402
     problem,
     targets,
 )
+
+from dl_techniques.losses.core.testing.devices import mirrored_cpu_strategy  # noqa: E402
+
+REPLICAS = 4
 
 
 def train(arrays, loss_name):
@@ -61,15 +57,15 @@ def train(arrays, loss_name):
 
 def main():
     arrays = problem()
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
+    strategy = mirrored_cpu_strategy(REPLICAS)
     result = {"replicas": strategy.num_replicas_in_sync, "problem": as_lists(arrays)}
     for loss_name in LOSS_NAMES:
         single = train(arrays, loss_name)
         with strategy.scope():
             distributed = train(arrays, loss_name)
         result[loss_name] = {"single": single, "distributed": distributed}
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

@@ -74,8 +74,8 @@ def main():
             "distributed": ranks[0][name],
             "ranks": [rank[name] for rank in ranks],
         }
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

@@ -45,10 +45,10 @@ def main():
     arrays = problem()
     devices = keras.distribution.list_devices("cpu")
     result = {"replicas": len(devices), "problem": as_lists(arrays), "single": train(arrays)}
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:DEVICES]))
-    result["distributed"] = train(arrays)
-    print(json.dumps(result))
+    with keras.distribution.DataParallel(devices=devices[:DEVICES]).scope():
+        result["distributed"] = train(arrays)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

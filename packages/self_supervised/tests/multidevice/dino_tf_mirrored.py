@@ -10,14 +10,6 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
-REPLICAS = 4
-# Must run before TensorFlow initialises its devices.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration() for _ in range(REPLICAS)],
-)
 
 import keras  # noqa: E402
 from dino_common import (  # noqa: E402
@@ -30,6 +22,10 @@ from dino_common import (  # noqa: E402
     summary,
     targets,
 )
+
+from dl_techniques.losses.core.testing.devices import mirrored_cpu_strategy  # noqa: E402
+
+REPLICAS = 4
 
 
 def _compiled(arrays):
@@ -58,15 +54,15 @@ def train(arrays, strategy=None):
 
 def main():
     arrays = problem()
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
+    strategy = mirrored_cpu_strategy(REPLICAS)
     result = {
         "replicas": strategy.num_replicas_in_sync,
         "problem": as_lists(arrays),
         "single": train(arrays),
         "distributed": train(arrays, strategy),
     }
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))

@@ -64,12 +64,8 @@ def main():
     arrays = problem()
     single = train(arrays, rank=0, world_size=1)
     ranks = run_gloo_ranks(_rank, WORLD_SIZE)
-    print(
-        json.dumps(
-            {"replicas": WORLD_SIZE, "problem": as_lists(arrays), "single": single, "ranks": ranks}
-        )
-    )
+    return {"replicas": WORLD_SIZE, "problem": as_lists(arrays), "single": single, "ranks": ranks}
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main()))
