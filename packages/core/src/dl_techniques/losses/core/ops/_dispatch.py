@@ -1,0 +1,55 @@
+"""Which primitives have a native kernel on which backend, and the choice of path.
+
+A primitive calls ``_dispatch`` with its name and its ``keras.ops`` reference and
+gets the current backend's native kernel where ``_NATIVE_NAMES`` lists that
+backend, the reference otherwise. A backend's kernels come from ``kernels()`` of
+the module named after it, built once, on the first call that needs them.
+"""
+
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+_NATIVE_NAMES: dict[str, frozenset[str]] = {
+    "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
+    "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
+    "softmax_expectation": frozenset({"jax"}),
+    "huber": frozenset({"torch"}),
+    "huber_mean": frozenset({"torch"}),
+    "lgamma": frozenset({"jax", "tensorflow", "torch"}),
+    "lovasz_absolute_errors": frozenset({"torch"}),
+    "overlap_sums": frozenset({"tensorflow", "torch"}),
+    "pairwise_where": frozenset({"torch"}),
+    "rowwise_where": frozenset({"torch"}),
+    "sort": frozenset({"tensorflow"}),
+    "sort_descending": frozenset({"torch"}),
+}
+
+
+def native_backends(primitive: str) -> tuple[str, ...]:
+    """The backends on which ``primitive`` (a function name here) runs a native kernel."""
+    if primitive not in _NATIVE_NAMES:
+        raise ValueError(
+            f"native_backends: unknown primitive {primitive!r}; "
+            f"expected one of {sorted(_NATIVE_NAMES)}."
+        )
+    return tuple(sorted(_NATIVE_NAMES[primitive]))
+
+
+def _dispatch(primitive: str, reference: Callable[..., Any]) -> Callable[..., Any]:
+    backend = keras.backend.backend()
+    if backend not in _NATIVE_NAMES[primitive]:
+        return reference
+    return _native_kernels(backend)[primitive]
+
+
+@functools.cache
+def _native_kernels(backend: str) -> dict[str, Callable[..., Any]]:
+    # Imported on first use, not at the top: the kernels use helpers of the
+    # primitives' modules, which import this one.
+    module = importlib.import_module(f"{__package__}._{backend}")
+    kernels: dict[str, Callable[..., Any]] = module.kernels()
+    return kernels

@@ -1,0 +1,211 @@
+"""The PyTorch kernels of the primitives that :func:`native_backends` lists for it.
+
+The framework is imported inside :func:`kernels`, which the dispatch calls on the
+first call that needs a kernel: nothing in a loss imports a framework at import.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from dl_techniques.losses.core.ops._masked import _each_output
+from dl_techniques.losses.core.ops._overlap import _first_summed_axis, _row_block
+
+# Elements of the classes the torch kernel sorts at once.
+_LOVASZ_CHUNK_ELEMENTS = 2**19
+
+
+def kernels() -> dict[str, Callable[..., Any]]:
+    """The PyTorch kernels by primitive name; the dispatch builds them once."""
+    import torch
+    import torch.nn.functional as functional
+
+    def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
+        logits = keras.ops.convert_to_tensor(logits)
+        labels = torch.as_tensor(labels, device=logits.device).long()
+        classes = logits.shape[-1]
+        values = functional.cross_entropy(
+            logits.reshape(-1, classes),
+            labels.reshape(-1),
+            ignore_index=-100 if ignore_index is None else int(ignore_index),
+            label_smoothing=float(label_smoothing),
+            reduction="none",
+        )
+        return values.reshape(labels.shape)
+
+    def sigmoid_cross_entropy(labels, logits):
+        logits = keras.ops.convert_to_tensor(logits)
+        labels = torch.as_tensor(labels, device=logits.device).to(logits.dtype)
+        return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+
+    def huber(y_true, y_pred, delta):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
+
+    def huber_mean(y_true, y_pred, delta):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        return functional.huber_loss(y_pred, y_true, reduction="mean", delta=float(delta))
+
+    class LovaszAbsoluteErrors(torch.autograd.Function):
+        # A few classes at a time: the sort's buffers stay small, and only the
+        # slope of every pixel is kept for the backward pass.
+
+        @staticmethod
+        def forward(ctx, labels, predictions, weights):
+            groups, count, classes = predictions.shape
+            values = predictions.new_empty((groups, classes))
+            slopes = torch.empty_like(predictions)
+            step = max(1, min(classes, _LOVASZ_CHUNK_ELEMENTS // max(count, 1)))
+            places = torch.arange(1, count + 1, dtype=predictions.dtype, device=predictions.device)
+            for group in range(groups):
+                valid = None if weights is None else weights[group] > 0.0
+                for first in range(0, classes, step):
+                    last = min(first + step, classes)
+                    difference = (
+                        labels[group, :, first:last] - predictions[group, :, first:last]
+                    ).T
+                    difference = difference.contiguous()
+                    errors = difference.abs()
+                    if valid is not None:
+                        errors.mul_(valid)
+                    ordered, order = torch.sort(errors, dim=-1, descending=True, stable=True)
+                    foreground = labels[group, :, first:last].T.gather(-1, order)
+                    if weights is None:
+                        background_seen = places - foreground.cumsum(-1)
+                    else:
+                        pixel_weights = weights[group].expand_as(errors).gather(-1, order)
+                        foreground.mul_(pixel_weights)
+                        background_seen = (pixel_weights - foreground).cumsum_(-1)
+                    total = foreground.sum(-1, keepdim=True)
+                    union = background_seen.add_(total)
+                    intersection = foreground.cumsum_(-1).neg_().add_(total)
+                    increments = (
+                        torch.where(union > 0.0, intersection / union, 1.0).neg_().add_(1.0)
+                    )
+                    increments[:, 1:] -= increments[:, :-1].clone()
+                    values[group, first:last] = (ordered * increments).sum(-1)
+                    del ordered, foreground, background_seen, union, intersection
+                    slope = torch.empty_like(errors).scatter_(-1, order, increments)
+                    slope.mul_(difference.sign_().neg_())
+                    if valid is not None:
+                        slope.mul_(valid)
+                    slopes[group, :, first:last] = slope.T
+            ctx.save_for_backward(slopes)
+            return values
+
+        @staticmethod
+        def backward(ctx, gradient):
+            (slopes,) = ctx.saved_tensors
+            return None, slopes * gradient[:, None, :], None
+
+    def lovasz_absolute_errors(labels, predictions, weights):
+        predictions = keras.ops.convert_to_tensor(predictions)
+        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        if weights is not None:
+            weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
+        return LovaszAbsoluteErrors.apply(labels.detach(), predictions, weights)
+
+    def row_sums(values):
+        *lead, count, classes = values.shape
+        block = _row_block(count, classes)
+        if block == 1:
+            return values.sum(-2)
+        wide = values.reshape(*lead, count // block, block * classes).sum(-2)
+        return wide.reshape(*lead, block, classes).sum(-2)
+
+    class OverlapSums(torch.autograd.Function):
+        # On (..., N, K) inputs. The gradient of each input is one fused
+        # multiply-add of the other input and the incoming gradients, times
+        # the weights.
+
+        @staticmethod
+        def forward(ctx, labels, predictions, weights):
+            weighted_predictions, weighted_labels = predictions, labels
+            if weights is not None:
+                weighted_predictions = predictions * weights
+                weighted_labels = labels * weights
+            ctx.save_for_backward(labels, predictions, weights)
+            return (
+                row_sums(weighted_predictions * labels),
+                row_sums(weighted_predictions),
+                row_sums(weighted_labels),
+            )
+
+        @staticmethod
+        def backward(ctx, intersection, predicted, actual):
+            labels, predictions, weights = ctx.saved_tensors
+            intersection = intersection.unsqueeze(-2)
+
+            def gradient(other, own_sum):
+                values = torch.addcmul(own_sum.unsqueeze(-2), other, intersection)
+                return values if weights is None else values.mul_(weights)
+
+            return (
+                gradient(predictions, actual) if ctx.needs_input_grad[0] else None,
+                gradient(labels, predicted) if ctx.needs_input_grad[1] else None,
+                None,
+            )
+
+    def overlap_sums(labels, predictions, weights, axis):
+        predictions = keras.ops.convert_to_tensor(predictions)
+        first = _first_summed_axis(predictions.dim(), axis)
+        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        # The summed axes as one axis of rows: (*lead, N, K).
+        rows = (*predictions.shape[:first], -1, predictions.shape[-1])
+        if weights is not None:
+            weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
+            weights = weights.detach().reshape(rows[:-1]).unsqueeze(-1)
+        return OverlapSums.apply(labels.reshape(rows), predictions.reshape(rows), weights)
+
+    def sort_descending(values, *carried):
+        values = keras.ops.convert_to_tensor(values)
+        carried = tuple(torch.as_tensor(tensor, device=values.device) for tensor in carried)
+        sorted_values, order = torch.sort(values, dim=-1, descending=True, stable=True)
+        return (
+            sorted_values,
+            *(torch.gather(tensor, -1, order).detach() for tensor in carried),
+        )
+
+    def pairwise_where(mask, function, first, second, fill):
+        device = keras.ops.convert_to_tensor(keras.tree.flatten(first)[0]).device
+        mask = torch.as_tensor(mask, device=device).bool()
+        batch, rows, columns = torch.nonzero(mask, as_tuple=True)
+        first_rows = keras.tree.map_structure(
+            lambda tensor: torch.as_tensor(tensor, device=device)[batch, rows], first
+        )
+        second_rows = keras.tree.map_structure(
+            lambda tensor: torch.as_tensor(tensor, device=device)[batch, columns], second
+        )
+        return _each_output(
+            function(first_rows, second_rows),
+            fill,
+            lambda values, value: values.new_full(mask.shape, value).index_put(
+                (batch, rows, columns), values
+            ),
+        )
+
+    def rowwise_where(mask, function, *rows, fill):
+        device = keras.ops.convert_to_tensor(rows[0]).device
+        mask = torch.as_tensor(mask, device=device).bool()
+        where = torch.nonzero(mask, as_tuple=True)
+        values = function(*(torch.as_tensor(tensor, device=device)[where] for tensor in rows))
+        return values.new_full(mask.shape, fill).index_put(where, values)
+
+    def lgamma(x):
+        return torch.lgamma(keras.ops.convert_to_tensor(x))
+
+    return {
+        "lgamma": lgamma,
+        "softmax_cross_entropy": softmax_cross_entropy,
+        "sigmoid_cross_entropy": sigmoid_cross_entropy,
+        "pairwise_where": pairwise_where,
+        "rowwise_where": rowwise_where,
+        "huber": huber,
+        "huber_mean": huber_mean,
+        "lovasz_absolute_errors": lovasz_absolute_errors,
+        "overlap_sums": overlap_sums,
+        "sort_descending": sort_descending,
+    }
