@@ -13,9 +13,11 @@ it exists; every package is installed editable, so changes need no reinstall.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,8 @@ TEST_REQUIREMENTS = [
 ]
 # What the packages' build backend needs to build them editable in .venv.
 BUILD_REQUIREMENTS = ["hatchling>=1.26", "editables>=0.5"]
+# Seconds per test file and backend, by which the root conftest balances the shards.
+DURATIONS = ROOT / "tests" / "durations.json"
 DEMO_BACKEND = "jax"
 # What the `plots` extra of core installs, for the demo's PNG files.
 PLOT_REQUIREMENTS = ["matplotlib"]
@@ -171,6 +175,11 @@ def test(arguments):
     if arguments.thorough:
         os.environ["DL_LOSSES_THOROUGH"] = "1"
     pytest_command = [str(_python()), "-m", "pytest", "-p", "no:cacheprovider"]
+    durations_dir = (
+        pathlib.Path(tempfile.mkdtemp(prefix="dl-losses-durations-"))
+        if arguments.store_durations
+        else None
+    )
     # The slowest suite first, so that it never runs alone at the end, and the
     # checks (about 12 s on one core) last, to fill in beside the last shard.
     jobs = []
@@ -178,6 +187,8 @@ def test(arguments):
         count = shards[backend]
         for shard in range(count):
             command = [*pytest_command, *arguments.pytest_args, "--shard", f"{shard}/{count}"]
+            if durations_dir:
+                command += ["--store-durations", str(durations_dir / f"{backend}-{shard}.json")]
             jobs.append((f"KERAS_BACKEND={backend} --shard {shard}/{count}", backend, command))
     jobs.append(("checks", None, [str(_python()), str(ROOT / "tools" / "dev.py"), "checks"]))
     print(
@@ -212,7 +223,24 @@ def test(arguments):
     if failed_backends and not failed:
         failed = len(failed_backends)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    if durations_dir and not failed_backends:
+        _store_durations(durations_dir, backends)
+    elif durations_dir:
+        shutil.rmtree(durations_dir)
     return 1 if failed_backends or not checks_passed else 0
+
+
+def _store_durations(durations_dir, backends):
+    """Replaces each backend's seconds per test file in ``DURATIONS`` with this run's."""
+    record = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    for backend in backends:
+        seconds = {}
+        for part in sorted(durations_dir.glob(f"{backend}-*.json")):
+            seconds.update(json.loads(part.read_text()))
+        record[backend] = dict(sorted(seconds.items()))
+    DURATIONS.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
+    shutil.rmtree(durations_dir)
+    print(f"stored the seconds per test file in {DURATIONS.relative_to(ROOT)}")
 
 
 def _job_environment(backend, work_dir, thorough, threads):
@@ -310,8 +338,14 @@ def main():
     test_parser.add_argument(
         "--thorough",
         action="store_true",
-        help="every hypothesis example on every backend (DL_LOSSES_THOROUGH=1) and XLA's "
-        "default optimisation, for nightly runs",
+        help="every hypothesis example on every backend, new ones each run "
+        "(DL_LOSSES_THOROUGH=1), and XLA's default optimisation, for nightly runs",
+    )
+    test_parser.add_argument(
+        "--store-durations",
+        action="store_true",
+        help="after a passing run, record each test file's seconds per backend in "
+        "tests/durations.json (the shards are balanced by them)",
     )
     test_parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     test_parser.set_defaults(run=test)

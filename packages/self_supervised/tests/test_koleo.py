@@ -120,7 +120,10 @@ def test_invariant_to_positive_rescaling_of_each_embedding(seed, scales):
     embeddings = np.random.default_rng(seed).normal(size=(6, 4)).astype("float32")
     rescaled = (embeddings * np.asarray(scales)[:, None]).astype("float32")
     np.testing.assert_allclose(per_sample(rescaled), per_sample(embeddings), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(per_sample(embeddings), koleo_reference(embeddings), rtol=1e-4)
+    # A term near zero (nearest distance near 1) keeps float32's absolute error.
+    np.testing.assert_allclose(
+        per_sample(embeddings), koleo_reference(embeddings), rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("epsilon", [0.0, -1e-8, float("nan"), True, "1e-8"])

@@ -255,6 +255,11 @@ def assert_gradient_matches_central_differences(
 THOROUGH_VARIABLE = "DL_LOSSES_THOROUGH"
 
 
+def thorough_run() -> bool:
+    """Whether ``DL_LOSSES_THOROUGH`` asks for the thorough run (``dev.py test --thorough``)."""
+    return os.environ.get(THOROUGH_VARIABLE, "") not in ("", "0")
+
+
 def hypothesis_examples(count: int) -> int:
     """The number of hypothesis examples a property test draws on this backend.
 
@@ -263,9 +268,7 @@ def hypothesis_examples(count: int) -> int:
     time budget; ``DL_LOSSES_THOROUGH=1`` (``tools/dev.py test --thorough``)
     restores ``count`` there too.
     """
-    if os.environ.get(THOROUGH_VARIABLE, "") not in ("", "0"):
-        return count
-    if keras.backend.backend() != "jax":
+    if thorough_run() or keras.backend.backend() != "jax":
         return count
     return max(5, count // 3)
 
@@ -422,4 +425,5 @@ __all__ = [
     "log_softmax",
     "sigmoid",
     "softmax",
+    "thorough_run",
 ]
