@@ -5,7 +5,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import training, validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.generative.gradient_penalty import compute_gradient_penalty
 
@@ -23,11 +23,11 @@ class WGANGPModel(keras.Model):
     generator:  - mean D(G(z))
     ```
 
-    The critic updates of one step reuse its real batch. The train step is
-    written for tensorflow (``tf.GradientTape``), jax (a stateless step under
-    ``jax.jit``) and torch (autograd), so ``compile``/``fit`` need nothing
-    else. ``fit`` reports ``critic_loss``, ``gradient_penalty`` (of the last
-    critic update) and ``generator_loss``.
+    The critic updates of one step reuse its real batch. Each update is one
+    ``core.training.optimizer_step`` (a ``tf.GradientTape`` on tensorflow, a
+    stateless step under ``jax.jit`` on jax, autograd on torch), so
+    ``compile``/``fit`` need nothing else. ``fit`` reports ``critic_loss``,
+    ``gradient_penalty`` (of the last critic update) and ``generator_loss``.
 
     Calling the model scores samples with the critic, so ``predict`` gives
     critic scores; ``sample_latent`` draws the latent codes, and a subclass
@@ -172,14 +172,23 @@ class WGANGPModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def train_step(self, *args: Any) -> Any:
-        backend = keras.backend.backend()
-        if backend == "jax":
-            return self._jax_train_step(*args)
-        if backend == "tensorflow":
-            return self._tensorflow_train_step(*args)
-        if backend == "torch":
-            return self._torch_train_step(*args)
-        raise ValueError(f"WGANGPModel: backend {backend!r} is not supported.")
+        state, data = training.split_train_step_args(self, args)
+        real = self._real_batch(data)
+        batch_size = keras.ops.shape(real)[0]
+        critic_variables, generator_variables = self._variable_groups()
+        for _ in range(self.critic_steps):
+            critic_loss, penalty = training.optimizer_step(
+                lambda: self.critic_losses(real), critic_variables, self.critic_optimizer, state
+            )
+        generator_loss, _ = training.optimizer_step(
+            lambda: (self.generator_loss(batch_size), None),
+            generator_variables,
+            self.generator_optimizer,
+            state,
+        )
+        return training.finish_train_step(
+            state, lambda: self._logs(critic_loss, penalty, generator_loss)
+        )
 
     def critic_losses(self, real: Any) -> tuple[Any, Any]:
         """Returns ``(critic_loss, gradient_penalty)`` on ``real`` and fresh fakes.
@@ -215,72 +224,6 @@ class WGANGPModel(keras.Model):
         self.generator_loss_tracker.update_state(generator_loss)
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def _tensorflow_train_step(self, data):
-        import tensorflow as tf
-
-        real = self._real_batch(data)
-        critic_variables, generator_variables = self._variable_groups()
-        for _ in range(self.critic_steps):
-            with tf.GradientTape() as tape:
-                critic_loss, penalty = self.critic_losses(real)
-            gradients = tape.gradient(critic_loss, critic_variables)
-            self.critic_optimizer.apply_gradients(zip(gradients, critic_variables, strict=True))
-        with tf.GradientTape() as tape:
-            generator_loss = self.generator_loss(keras.ops.shape(real)[0])
-        gradients = tape.gradient(generator_loss, generator_variables)
-        self.generator_optimizer.apply_gradients(zip(gradients, generator_variables, strict=True))
-        return self._logs(critic_loss, penalty, generator_loss)
-
-    def _torch_train_step(self, data):
-        import torch
-
-        real = self._real_batch(data)
-        critic_variables, generator_variables = self._variable_groups()
-        for _ in range(self.critic_steps):
-            self.zero_grad()
-            critic_loss, penalty = self.critic_losses(real)
-            critic_loss.backward()
-            _torch_apply(torch, self.critic_optimizer, critic_variables)
-        self.zero_grad()
-        generator_loss = self.generator_loss(keras.ops.shape(real)[0])
-        generator_loss.backward()
-        _torch_apply(torch, self.generator_optimizer, generator_variables)
-        self.zero_grad()
-        return self._logs(critic_loss.detach(), penalty.detach(), generator_loss.detach())
-
-    def _jax_train_step(self, state, data):
-        trainable, non_trainable, optimizer_values, metric_values = state
-        step = _JaxStep(self, trainable, non_trainable)
-        critic_optimizer_size = len(self.critic_optimizer.variables)
-        critic_state = list(optimizer_values[:critic_optimizer_size])
-        generator_state = list(optimizer_values[critic_optimizer_size:])
-        real = self._real_batch(data)
-        batch_size = real.shape[0]
-        for _ in range(self.critic_steps):
-            (critic_loss, penalty), critic_state = step.update(
-                self.critic, self.critic_optimizer, critic_state, lambda: self.critic_losses(real)
-            )
-        (generator_loss, _), generator_state = step.update(
-            self.generator,
-            self.generator_optimizer,
-            generator_state,
-            lambda: (self.generator_loss(batch_size), 0.0),
-        )
-        logs, new_metric_values, offset = {}, [], 0
-        for metric, value in zip(self.metrics, (critic_loss, penalty, generator_loss), strict=True):
-            own = metric_values[offset : offset + len(metric.variables)]
-            offset += len(metric.variables)
-            own = metric.stateless_update_state(own, value)
-            logs[metric.name] = metric.stateless_result(own)
-            new_metric_values.extend(own)
-        state = (
-            step.trainable,
-            step.non_trainable,
-            [*critic_state, *generator_state],
-            new_metric_values,
-        )
-        return logs, state
-
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -299,58 +242,6 @@ class WGANGPModel(keras.Model):
         for key in ("generator", "critic"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-class _JaxStep:
-    """The model's variable values inside one jitted jax train step.
-
-    ``update`` differentiates a loss with respect to one sub-model's
-    trainable values, with every model variable read from the current values
-    (a ``keras.StatelessScope``), and applies its optimizer statelessly.
-    """
-
-    def __init__(self, model, trainable, non_trainable):
-        self._model = model
-        self._trainable_refs = list(model.trainable_variables)
-        self._non_trainable_refs = list(model.non_trainable_variables)
-        self.trainable = list(trainable)
-        self.non_trainable = list(non_trainable)
-
-    def update(self, sub_model, optimizer, optimizer_state, loss_fn):
-        import jax
-
-        positions = {id(variable): index for index, variable in enumerate(self._trainable_refs)}
-        indices = [positions[id(variable)] for variable in sub_model.trainable_variables]
-
-        def objective(sub_values):
-            values = list(self.trainable)
-            for index, value in zip(indices, sub_values, strict=True):
-                values[index] = value
-            mapping = [
-                *zip(self._trainable_refs, values, strict=True),
-                *zip(self._non_trainable_refs, self.non_trainable, strict=True),
-            ]
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                loss, extra = loss_fn()
-            updated = [
-                _current(scope, variable, value)
-                for variable, value in zip(
-                    self._non_trainable_refs, self.non_trainable, strict=True
-                )
-            ]
-            return loss, (extra, updated)
-
-        sub_values = [self.trainable[index] for index in indices]
-        (loss, (extra, updated)), gradients = jax.value_and_grad(objective, has_aux=True)(
-            sub_values
-        )
-        new_values, optimizer_state = optimizer.stateless_apply(
-            optimizer_state, gradients, sub_values
-        )
-        for index, value in zip(indices, new_values, strict=True):
-            self.trainable[index] = value
-        self.non_trainable = updated
-        return (loss, extra), list(optimizer_state)
 
 
 class _OptimizerPair(keras.optimizers.Optimizer):
@@ -388,20 +279,6 @@ class _OptimizerPair(keras.optimizers.Optimizer):
 
     def load_own_variables(self, store):
         """Loads nothing: each wrapped optimizer loads its own variables."""
-
-
-def _current(scope, variable, fallback):
-    value = scope.get_current_value(variable)
-    return fallback if value is None else value
-
-
-def _torch_apply(torch, optimizer, variables):
-    gradients = [
-        variable.value.grad if variable.value.grad is not None else torch.zeros_like(variable.value)
-        for variable in variables
-    ]
-    with torch.no_grad():
-        optimizer.apply(gradients, variables)
 
 
 def _optimizer(optimizer: Any) -> Any:
