@@ -132,9 +132,8 @@ def _file_seconds(
     record = root / "tests" / "durations.json"
     recorded = json.loads(record.read_text()).get(backend, {}) if record.exists() else {}
     sizes = {path: path.stat().st_size for path in files}
-    known = {
-        path: recorded[_relative(root, path)] for path in files if _relative(root, path) in recorded
-    }
+    relative = {path: _relative(root, path) for path in files}
+    known = {path: recorded[relative[path]] for path in files if relative[path] in recorded}
     known_bytes = sum(sizes[path] for path in known)
     per_byte = sum(known.values()) / known_bytes if known_bytes else 1.0
     return {path: known.get(path, sizes[path] * per_byte) for path in files}

@@ -1,6 +1,6 @@
 """Reloads saved models in a fresh interpreter and evaluates their losses.
 
-Run as ``python _reload_script.py MANIFEST RESULTS``. Before loading it imports
+Run as ``python _reload_script.py RESULTS MANIFEST``. Before loading it imports
 nothing but ``keras``, ``numpy`` and ``dl_techniques.losses``, as a user's
 script would, so a loss reloads only if the registry makes its Keras name
 resolvable. ``MANIFEST`` is a JSON list of ``{"model": path, "data": path}``;
@@ -66,7 +66,7 @@ def _reload(item):
     return {"value": evaluate_loss(model, x, y_true), "loss_type": loss_type}
 
 
-def main(manifest_path, results_path):
+def main(results_path, manifest_path):
     import dl_techniques.losses  # noqa: F401  (makes installed losses resolvable)
 
     with open(manifest_path) as stream:

@@ -29,6 +29,9 @@ def run_scripts(scripts):
         try:
             results[script] = {"value": importlib.import_module(path.stem).main()}
         except Exception:
+            # Recorded, not swallowed: script_result raises it as the failure
+            # of the test that asks for this script, and the other scripts
+            # of the batch still run.
             results[script] = {"error": traceback.format_exc()}
     return results
 

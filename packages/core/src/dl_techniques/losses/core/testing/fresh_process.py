@@ -10,19 +10,16 @@ import json
 import os
 import pathlib
 import pickle
-import shutil
-import subprocess
 import sys
 
 import keras
 import numpy as np
 
-from dl_techniques.losses.core.testing import _reload_script
+from dl_techniques.losses.core.testing import _reload_script, _subprocess
 from dl_techniques.losses.core.testing._models import build_evaluation_model
 from dl_techniques.losses.core.testing._support import assert_close, file_stem
 
 _TIMEOUT_SECONDS = 600
-_STDERR_LINES = 15
 
 
 def check_fresh_process_reload(cases, tmp_dir):
@@ -98,32 +95,18 @@ def _save_case(case, tmp_dir, stem):
 
 
 def _run_fresh_process(manifest, tmp_dir):
-    # A copy beside the data, so the script's own folder on sys.path holds
-    # nothing importable.
-    script = tmp_dir / "reload_models.py"
-    shutil.copyfile(_reload_script.__file__, script)
     manifest_path = tmp_dir / "manifest.json"
-    results_path = tmp_dir / "results.json"
     manifest_path.write_text(json.dumps(manifest))
-    if results_path.exists():
-        results_path.unlink()
     try:
-        completed = subprocess.run(
-            [sys.executable, str(script), str(manifest_path), str(results_path)],
-            cwd=tmp_dir,
-            env=_subprocess_environment(),
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT_SECONDS,
+        return _subprocess.run_script_copy(
+            _reload_script.__file__,
+            tmp_dir,
+            [str(manifest_path)],
+            _subprocess_environment(),
+            _TIMEOUT_SECONDS,
         )
-    except subprocess.TimeoutExpired:
-        failure = {"error": f"the fresh process did not finish within {_TIMEOUT_SECONDS} s"}
-        return [failure] * len(manifest)
-    if completed.returncode != 0 or not results_path.exists():
-        tail = "\n".join(completed.stderr.strip().splitlines()[-_STDERR_LINES:])
-        failure = {"error": f"the fresh process exited with status {completed.returncode}:\n{tail}"}
-        return [failure] * len(manifest)
-    return json.loads(results_path.read_text())
+    except _subprocess.ScriptFailed as error:
+        return [{"error": str(error)}] * len(manifest)
 
 
 def _subprocess_environment():

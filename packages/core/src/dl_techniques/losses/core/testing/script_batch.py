@@ -25,18 +25,14 @@ def test_four_replicas_train_as_one_device():
 ```
 """
 
-import json
 import os
 import pathlib
-import shutil
-import subprocess
-import sys
 import tempfile
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core.testing import _script_runner
+from dl_techniques.losses.core.testing import _script_runner, _subprocess
 
 __all__ = ["add_script", "script_result"]
 
@@ -79,25 +75,14 @@ def script_result(path: str | os.PathLike[str]) -> Any:
 
 def _run_batch(scripts: list[pathlib.Path]) -> dict[pathlib.Path, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="dl-losses-scripts-") as work_dir:
-        # A copy of the runner, so that its own folder on sys.path holds
-        # nothing importable.
-        runner = pathlib.Path(work_dir) / "run_scripts.py"
-        shutil.copyfile(_script_runner.__file__, runner)
-        results_path = pathlib.Path(work_dir) / "results.json"
         try:
-            completed = subprocess.run(
-                [sys.executable, str(runner), str(results_path), *map(str, scripts)],
-                cwd=work_dir,
-                env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
-                capture_output=True,
-                text=True,
-                timeout=_TIMEOUT_SECONDS,
+            results = _subprocess.run_script_copy(
+                _script_runner.__file__,
+                pathlib.Path(work_dir),
+                [str(script) for script in scripts],
+                {**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+                _TIMEOUT_SECONDS,
             )
-        except subprocess.TimeoutExpired:
-            error = f"the batch of {len(scripts)} script(s) ran over {_TIMEOUT_SECONDS} s"
-            return {script: {"error": error} for script in scripts}
-        if completed.returncode != 0 or not results_path.exists():
-            error = f"the subprocess exited with status {completed.returncode}:\n{completed.stderr}"
-            return {script: {"error": error} for script in scripts}
-        results = json.loads(results_path.read_text())
+        except _subprocess.ScriptFailed as error:
+            return {script: {"error": str(error)} for script in scripts}
     return {script: results[str(script)] for script in scripts}
