@@ -5,7 +5,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 from dl_techniques.losses.core.batch_loss import BatchLoss
 
 EPSILON = 1e-5
@@ -70,7 +70,10 @@ class SoftConfusionMatrixLoss(BatchLoss):
 
     def batch_value(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> Any:
         tp, fn, fp, tn = self.soft_confusion_matrix(y_true, y_pred, sample_weight)
-        return 1.0 - keras.ops.mean(self.metric(tp, fn, fp, tn))
+        metric = self.metric(tp, fn, fp, tn)
+        if self.average == "micro":
+            return 1.0 - metric
+        return 1.0 - keras.ops.mean(metric)
 
     def soft_confusion_matrix(
         self, y_true: Any, y_pred: Any, sample_weight: Any | None = None
@@ -82,27 +85,21 @@ class SoftConfusionMatrixLoss(BatchLoss):
         Computed in the loss dtype, or float32 for a half-precision loss dtype.
         """
         y_true, y_pred, weights = self._prepare(y_true, y_pred, sample_weight)
-        probabilities = keras.ops.sigmoid(y_pred) if self.from_logits else y_pred
-        predicted_positive = keras.ops.sigmoid(self.amplifying_scale * (probabilities - 0.5))
-        axis = None if self.average == "micro" else 0
-        if weights is None:
-            return _unweighted_counts(y_true, predicted_positive, axis)
-        positives = weights * y_true
-        negatives = weights * (1.0 - y_true)
-        tp = keras.ops.sum(positives * predicted_positive, axis=axis)
-        fp = keras.ops.sum(negatives * predicted_positive, axis=axis)
-        # The differences can round a hair below 0, where a square root or a
-        # ratio of the metric would break; no exact count is negative.
-        fn = keras.ops.maximum(keras.ops.sum(positives, axis=axis) - tp, 0.0)
-        tn = keras.ops.maximum(keras.ops.sum(negatives, axis=axis) - fp, 0.0)
-        return tp, fn, fp, tn
+        return ops.soft_confusion_counts(
+            y_true,
+            y_pred,
+            self.amplifying_scale,
+            from_logits=self.from_logits,
+            weights=weights,
+            axis=None if self.average == "micro" else 0,
+        )
 
     def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any | None) -> tuple:
         loss_name = type(self).__name__
         # A direct call of soft_confusion_matrix passes raw inputs; through
         # __call__ these casts find the compute dtype already.
-        y_pred = keras.ops.cast(keras.ops.convert_to_tensor(y_pred), self.compute_dtype)
-        y_true = keras.ops.cast(keras.ops.convert_to_tensor(y_true), self.compute_dtype)
+        y_pred = numerics.as_tensor(y_pred, self.compute_dtype)
+        y_true = numerics.as_tensor(y_true, self.compute_dtype)
         y_true, y_pred = shapes.squeeze_trailing_unit_axis(y_true, y_pred)
         pred_shape = shapes.static_shape(y_pred)
         if len(pred_shape) not in (1, 2):
@@ -130,27 +127,6 @@ class SoftConfusionMatrixLoss(BatchLoss):
             "from_logits": self.from_logits,
             "average": self.average,
         }
-
-
-def _unweighted_counts(y_true: Any, predicted_positive: Any, axis: int | None) -> tuple:
-    """``(TP, FN, FP, TN)`` with unit weights, from three full-size sums.
-
-    ``FP = sum yhat - TP``, ``FN = sum y - TP`` and ``TN = n - sum y - FP``
-    with ``n`` the number of cells summed: the sums of ``(1 - y) yhat``,
-    ``y (1 - yhat)`` and ``(1 - y)(1 - yhat)`` without their full-size
-    products; for 0/1 labels ``n - sum y`` is exact.
-    """
-    tp = keras.ops.sum(y_true * predicted_positive, axis=axis)
-    predicted = keras.ops.sum(predicted_positive, axis=axis)
-    actual = keras.ops.sum(y_true, axis=axis)
-    shape = keras.ops.shape(y_true)
-    cells = shape[0] * shape[1] if axis is None else shape[0]
-    count = keras.ops.cast(cells, actual.dtype)
-    # FN and TN are clamped as in the weighted form; FP, a sum there, is not.
-    fp = predicted - tp
-    fn = keras.ops.maximum(actual - tp, 0.0)
-    tn = keras.ops.maximum(count - actual - fp, 0.0)
-    return tp, fn, fp, tn
 
 
 def safe_ratio(numerator: Any, denominator: Any) -> Any:

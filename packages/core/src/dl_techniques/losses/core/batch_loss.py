@@ -80,7 +80,7 @@ class BatchLoss(keras.losses.Loss):
             )
             if self.reduction not in (None, "none", "sum"):
                 value = distributed.scale_for_replicas(value)
-            return keras.ops.cast(value, self.dtype)
+            return numerics.as_tensor(value, self.dtype)
 
     @validation.checks_values
     def call(self, y_true: Any, y_pred: Any) -> Any:
@@ -107,7 +107,8 @@ class BatchLoss(keras.losses.Loss):
 
     def _as_compute_tensor(self, value: Any) -> Any:
         tensor = keras.ops.convert_to_tensor(value)
-        if keras.backend.is_float_dtype(keras.backend.standardize_dtype(tensor.dtype)):
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        if keras.backend.is_float_dtype(dtype) and dtype != self.compute_dtype:
             return keras.ops.cast(tensor, self.compute_dtype)
         return tensor
 

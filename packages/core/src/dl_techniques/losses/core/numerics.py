@@ -13,6 +13,21 @@ def compute_dtype(dtype: str) -> str:
     return "float32" if keras.backend.standardize_dtype(dtype) in HALF_DTYPES else dtype
 
 
+def as_tensor(value: Any, dtype: str) -> Any:
+    """``value`` as a tensor of ``dtype``: converted unless it is a backend tensor, then cast.
+
+    A backend tensor of ``dtype`` is returned as it is (on the device it is
+    on): losses call this on inputs that ``__call__`` already converted, and
+    the identity conversion and cast it skips cost microseconds of dispatch
+    per eager call.
+    """
+    dtype = keras.backend.standardize_dtype(dtype)
+    tensor = value if keras.ops.is_tensor(value) else keras.ops.convert_to_tensor(value)
+    if keras.backend.standardize_dtype(tensor.dtype) == dtype:
+        return tensor
+    return keras.ops.cast(tensor, dtype)
+
+
 def upcast_half(tensor):
     """Returns ``tensor`` as float32 when it is float16 or bfloat16.
 

@@ -31,6 +31,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
 - ``overlap_sums``: torch: one autograd function, the per-class sums taken over
   blocks of rows viewed as one wide row, and one ``addcmul`` per input in the
   backward pass; TensorFlow: the same block sums in ``tf`` ops.
+- ``soft_confusion_counts``: torch: one autograd function for the amplifier and
+  the sums (a dot product for the micro average), whose backward pass writes
+  each input's gradient from the amplified predictions alone.
 - ``sort``: TensorFlow: XLA's own sort (``tf2xla``'s ``xla.sort``); ``tf.sort``
   runs through ``top_k``, a stable sort of the negated values with a
   greater-than comparator that XLA's CPU backend runs about 3x slower.
@@ -53,6 +56,10 @@ the two paths (``_dispatch``), and one module of native kernels per backend
 the dispatch first needs it.
 """
 
+from dl_techniques.losses.core.ops._confusion import (
+    soft_confusion_counts,
+    soft_confusion_counts_reference,
+)
 from dl_techniques.losses.core.ops._cross_entropy import (
     sigmoid_cross_entropy,
     sigmoid_cross_entropy_reference,
@@ -110,6 +117,8 @@ __all__ = [
     "rowwise_where_reference",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_reference",
+    "soft_confusion_counts",
+    "soft_confusion_counts_reference",
     "softmax_expectation",
     "softmax_expectation_reference",
     "softmax_cross_entropy",

@@ -160,6 +160,79 @@ def kernels() -> dict[str, Callable[..., Any]]:
             weights = weights.detach().reshape(rows[:-1]).unsqueeze(-1)
         return OverlapSums.apply(labels.reshape(rows), predictions.reshape(rows), weights)
 
+    class SoftConfusionCounts(torch.autograd.Function):
+        # (TP, FN, FP, TN) from three sums of the amplified predictions; the
+        # backward pass writes each input's gradient in one product chain
+        # from the amplified predictions it keeps.
+
+        @staticmethod
+        def forward(ctx, labels, predictions, weights, scale, from_logits, axis):
+            probabilities = torch.sigmoid(predictions) if from_logits else predictions
+            amplified = (probabilities - 0.5).mul_(scale).sigmoid_()
+            weighted_labels = labels if weights is None else labels * weights
+            weighted_amplified = amplified if weights is None else amplified * weights
+            if axis is None:
+                tp = torch.dot(weighted_labels.reshape(-1), amplified.reshape(-1))
+                predicted, actual = weighted_amplified.sum(), weighted_labels.sum()
+                total = labels.numel() if weights is None else weights.sum()
+            else:
+                tp = row_sums(weighted_labels * amplified)
+                predicted, actual = row_sums(weighted_amplified), row_sums(weighted_labels)
+                total = labels.shape[0] if weights is None else row_sums(weights)
+            fp = predicted - tp
+            missed = actual - tp
+            rejected = total - actual - fp
+            ctx.save_for_backward(
+                labels,
+                amplified,
+                weights,
+                probabilities if from_logits else None,
+                maximum_gate(missed),
+                maximum_gate(rejected),
+            )
+            ctx.scale = scale
+            return tp, missed.clamp_min(0.0), fp, rejected.clamp_min(0.0)
+
+        @staticmethod
+        def backward(ctx, tp, fn, fp, tn):
+            labels, amplified, weights, probabilities, fn_gate, tn_gate = ctx.saved_tensors
+            # FN = max(actual - TP, 0), FP = predicted - TP,
+            # TN = max(total - actual - predicted + TP, 0).
+            fn, tn = fn * fn_gate, tn * tn_gate
+            tp = tp - fn - fp + tn
+            label_gradient = prediction_gradient = None
+            if ctx.needs_input_grad[1]:
+                # d yhat / d p = L yhat (1 - yhat); d p / d logits = p (1 - p):
+                # the derivative of a sigmoid from its output, aten's sigmoid_backward.
+                prediction_gradient = torch.mul(labels, tp * ctx.scale).add_((fp - tn) * ctx.scale)
+                prediction_gradient = sigmoid_backward(prediction_gradient, amplified)
+                if probabilities is not None:
+                    prediction_gradient = sigmoid_backward(prediction_gradient, probabilities)
+                if weights is not None:
+                    prediction_gradient.mul_(weights)
+            if ctx.needs_input_grad[0]:
+                label_gradient = torch.mul(amplified, tp).add_(fn - tn)
+                if weights is not None:
+                    label_gradient.mul_(weights)
+            return label_gradient, prediction_gradient, None, None, None, None
+
+    sigmoid_backward = torch.ops.aten.sigmoid_backward
+
+    def maximum_gate(values):
+        # d max(x, 0) / dx as torch.maximum's backward pass: 1, 1/2 at x = 0, 0.
+        return values.sign().add_(1.0).mul_(0.5)
+
+    def soft_confusion_counts(labels, predictions, amplifying_scale, from_logits, weights, axis):
+        if not isinstance(predictions, torch.Tensor):
+            predictions = keras.ops.convert_to_tensor(predictions)
+        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        if weights is not None:
+            weights = torch.as_tensor(weights, device=predictions.device)
+            weights = weights.to(predictions.dtype).detach().expand_as(predictions)
+        return SoftConfusionCounts.apply(
+            labels, predictions, weights, float(amplifying_scale), bool(from_logits), axis
+        )
+
     def sort_descending(values, *carried):
         values = keras.ops.convert_to_tensor(values)
         carried = tuple(torch.as_tensor(tensor, device=values.device) for tensor in carried)
@@ -207,5 +280,6 @@ def kernels() -> dict[str, Callable[..., Any]]:
         "huber_mean": huber_mean,
         "lovasz_absolute_errors": lovasz_absolute_errors,
         "overlap_sums": overlap_sums,
+        "soft_confusion_counts": soft_confusion_counts,
         "sort_descending": sort_descending,
     }
