@@ -11,7 +11,9 @@ all pairs and divided by B.
 Where torch is installed, open_clip's formulas transcribed in eager torch
 (``F.normalize``, ``F.cross_entropy`` both ways; ``-F.logsigmoid(sign * logits)``
 summed over pairs and divided by B) are timed on the same data as reference
-rows, on every Keras backend.
+rows, on every Keras backend. They normalise both embeddings in each call, as
+the library losses do (open_clip's models normalise the features before its
+loss sees them: the same work in a training step).
 
 ``siglip-memory`` (jax only): the forward + gradient of SigLIP is compiled with
 ``jax.jit(...).lower(...).compile()`` and ``memory_analysis()`` reports the
@@ -86,17 +88,18 @@ def torch_contrastive_references(text):
     import torch
     import torch.nn.functional as functional
 
-    text = functional.normalize(torch.from_numpy(np.array(keras.ops.convert_to_numpy(text))))
+    text = torch.from_numpy(np.array(keras.ops.convert_to_numpy(text)))
 
     def clip(y_true, image):
-        logits = functional.normalize(image) @ text.T / TEMPERATURE
+        logits = functional.normalize(image) @ functional.normalize(text).T / TEMPERATURE
         labels = torch.arange(logits.shape[0])
         return 0.5 * (
             functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)
         )
 
     def siglip(y_true, image):
-        logits = SIGLIP_SCALE * functional.normalize(image) @ text.T + SIGLIP_BIAS
+        logits = SIGLIP_SCALE * functional.normalize(image) @ functional.normalize(text).T
+        logits = logits + SIGLIP_BIAS
         signs = 2.0 * torch.eye(logits.shape[0]) - 1.0
         return -functional.logsigmoid(signs * logits).sum() / logits.shape[0]
 

@@ -205,6 +205,7 @@ def _native_kernels():
             (functional, "huber_loss", "huber_mean"),
             (torch, "sort", "sort_descending"),
             (torch, "lgamma", "lgamma"),
+            (torch.linalg, "vector_norm", "l2_normalize"),
         ]
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -239,6 +240,7 @@ def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
     ops.huber_mean(keras.ops.zeros_like(logits), logits, 1.0)
     ops.sort_descending(logits, logits)
     ops.lgamma(keras.ops.abs(logits) + 1.0)
+    ops.l2_normalize(logits)
 
     # The primitives above are called in the order _native_kernels lists them.
     assert called == [attribute for _, attribute, _ in kernels]
@@ -251,6 +253,7 @@ def test_each_primitive_calls_the_native_kernel_its_backend_lists(monkeypatch):
             "huber_mean",
             "sort_descending",
             "lgamma",
+            "l2_normalize",
         )
         if BACKEND in ops.native_backends(name)
     )
@@ -266,6 +269,41 @@ def test_mean_matches_numpy_and_spreads_the_gradient_evenly(axis):
     np.testing.assert_allclose(result, values.astype("float64").mean(axis=axis), rtol=1e-6)
     count = values.size // result.size
     np.testing.assert_allclose(gradient, np.full(values.shape, 1.0 / count), rtol=1e-6)
+
+
+@pytest.mark.parametrize("function", [ops.l2_normalize, ops.l2_normalize_reference])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_l2_normalize_matches_numpy_value_and_gradient(function, compiled):
+    values = RNG.normal(size=(3, 4, 6)).astype("float32")
+    weights = RNG.normal(size=values.shape).astype("float32")
+
+    result = as_numpy(function(keras.ops.convert_to_tensor(values)))
+    gradient = backend_gradient(
+        lambda x: keras.ops.sum(function(x) * keras.ops.convert_to_tensor(weights)),
+        values,
+        compiled=compiled,
+    )
+
+    norms = np.linalg.norm(values.astype("float64"), axis=-1, keepdims=True)
+    unit = values / norms
+    np.testing.assert_allclose(result, unit, rtol=1e-6, atol=1e-7)
+    # d (sum w u) / d x = (w - u (u . w)) / ||x||.
+    expected = (weights - unit * (unit * weights).sum(-1, keepdims=True)) / norms
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("function", [ops.l2_normalize, ops.l2_normalize_reference])
+def test_l2_normalize_keeps_a_zero_row_zero_with_a_finite_gradient(function):
+    values = np.zeros((2, 3), "float32")
+    values[1] = [3.0, 0.0, 4.0]
+
+    result = as_numpy(function(keras.ops.convert_to_tensor(values)))
+    gradient = backend_gradient(lambda x: keras.ops.sum(function(x)), values)
+
+    np.testing.assert_allclose(result, [[0.0, 0.0, 0.0], [0.6, 0.0, 0.8]], rtol=1e-6)
+    # The floored norm is a constant 1e-12 at the zero row: the gradient is 1e12.
+    np.testing.assert_allclose(gradient[0], np.full(3, 1e12), rtol=1e-5)
+    assert np.all(np.isfinite(gradient))
 
 
 @pytest.mark.parametrize("function", [ops.softmax_expectation, ops.softmax_expectation_reference])

@@ -59,6 +59,9 @@ class PerSampleLoss(keras.losses.Loss):
         return ops.mean(values, axis=tuple(range(len(values.shape))))
 
     def _as_loss_tensors(self, value: Any) -> Any:
+        # A dict of tensors, the common structure, without the tree traversal.
+        if type(value) is dict:
+            return {key: self._as_loss_tensors(item) for key, item in value.items()}
         if keras.tree.is_nested(value):
             return keras.tree.map_structure(self._as_loss_tensors, value)
         return keras.ops.convert_to_tensor(value, dtype=self.dtype)

@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics
+from dl_techniques.losses.core import numerics, ops
 from dl_techniques.losses.core.distributed import all_gather, replica_count
 from dl_techniques.losses.core.shapes import shapes_match, sizes_differ, static_shape
 
@@ -27,7 +27,6 @@ TEXT_LOGITS = "logits_per_text"
 IMAGE_EMBEDDINGS = "image_embeddings"
 TEXT_EMBEDDINGS = "text_embeddings"
 
-_NORM_EPSILON = 1e-12
 MASKED_LOGIT = -1e9
 """The logit of an anchor against itself: no weight in a softmax, a finite gradient."""
 _FORMS = (
@@ -58,6 +57,9 @@ class PairedBatch:
             for the logits forms.
         texts: ``(N, D)`` L2-normalised text embeddings of the global batch,
             or ``None`` for the logits forms.
+        own_on_diagonal: Whether the own pair of row ``i`` is column ``i`` of
+            ``image_rows`` (and of ``text_rows``): the logits forms, and
+            embeddings on one replica, where ``positives`` is the diagonal.
     """
 
     image_rows: Any
@@ -66,6 +68,7 @@ class PairedBatch:
     text_positives: Any = None
     image: Any = None
     texts: Any = None
+    own_on_diagonal: bool = False
 
     @property
     def from_embeddings(self) -> bool:
@@ -134,12 +137,6 @@ def check_embedding_shapes(owner_name: str, image: Any, text: Any) -> None:
             f"batch size and dimension; got image_embeddings shape {image_shape} and "
             f"text_embeddings shape {text_shape}."
         )
-
-
-def l2_normalize(embeddings: Any) -> Any:
-    """Divides each row by its L2 norm, floored at 1e-12 (a zero row stays zero)."""
-    squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
-    return embeddings * keras.ops.rsqrt(keras.ops.maximum(squared_norm, _NORM_EPSILON**2))
 
 
 def own_column_mask(start: Any, block_size: Any, own_columns: Any) -> Any:
@@ -219,7 +216,7 @@ def _from_logits(loss_name, image_logits, text_logits):
     _check_square(loss_name, "logits_per_image", image_logits)
     positives = keras.ops.diagonal(image_logits)
     if text_logits is None:
-        return PairedBatch(image_logits, None, positives)
+        return PairedBatch(image_logits, None, positives, own_on_diagonal=True)
     text_logits = numerics.as_float(numerics.upcast_half(text_logits), image_logits)
     _check_square(loss_name, "logits_per_text", text_logits)
     image_shape, text_shape = static_shape(image_logits), static_shape(text_logits)
@@ -229,25 +226,41 @@ def _from_logits(loss_name, image_logits, text_logits):
             f"shape (B, B); got logits_per_image shape {image_shape} and logits_per_text "
             f"shape {text_shape}."
         )
-    return PairedBatch(image_logits, text_logits, positives, keras.ops.diagonal(text_logits))
+    return PairedBatch(
+        image_logits,
+        text_logits,
+        positives,
+        keras.ops.diagonal(text_logits),
+        own_on_diagonal=True,
+    )
 
 
 def _from_embeddings(loss_name, image, text, need_text_rows):
     image = numerics.upcast_half(image)
     text = numerics.as_float(numerics.upcast_half(text), image)
     check_embedding_shapes(loss_name, image, text)
-    image = l2_normalize(image)
-    text = l2_normalize(text)
+    image = ops.l2_normalize(image)
+    text = ops.l2_normalize(text)
+    texts = all_gather(text)
+    if need_text_rows and replica_count() == 1:
+        # The backend tensors' own matmul: keras.ops.matmul adds dtype
+        # dispatch that costs as much as the product of a small batch.
+        image_rows = image @ keras.ops.transpose(texts)
+        return PairedBatch(
+            image_rows,
+            None,
+            keras.ops.diagonal(image_rows),
+            image=image,
+            texts=texts,
+            own_on_diagonal=True,
+        )
     # The own pair is scored locally; only the other samples are reached
     # through the gather, so no replica needs to know its offset.
     positives = keras.ops.sum(image * text, axis=-1)
-    texts = all_gather(text)
     if not need_text_rows:
         return PairedBatch(None, None, positives, image=image, texts=texts)
-    image_rows = keras.ops.matmul(image, keras.ops.transpose(texts))
-    text_rows = None
-    if replica_count() > 1:
-        text_rows = keras.ops.matmul(text, keras.ops.transpose(all_gather(image)))
+    image_rows = image @ keras.ops.transpose(texts)
+    text_rows = text @ keras.ops.transpose(all_gather(image))
     return PairedBatch(image_rows, text_rows, positives, image=image, texts=texts)
 
 

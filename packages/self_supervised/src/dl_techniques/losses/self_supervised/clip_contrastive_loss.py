@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import ops, validation
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
@@ -105,28 +105,34 @@ class CLIPContrastiveLoss(PerSampleLoss):
         batch = _contrastive.parse_prediction(type(self).__name__, y_pred, need_text_rows=True)
         inverse_temperature = 1.0 if self.temperature is None else 1.0 / self.temperature
         image_rows = _scaled(batch.image_rows, inverse_temperature)
-        image_positives = _scaled(batch.positives, inverse_temperature)
-        text_positives = image_positives
-        if batch.text_positives is not None:
-            text_positives = _scaled(batch.text_positives, inverse_temperature)
-        image_loss = self._smoothed_cross_entropy(image_rows, image_positives, axis=-1)
-        if batch.text_rows is None:
-            # The text rows are the image rows' columns: reduced in place, no transpose.
-            text_loss = self._smoothed_cross_entropy(image_rows, text_positives, axis=0)
-        else:
-            text_rows = _scaled(batch.text_rows, inverse_temperature)
-            text_loss = self._smoothed_cross_entropy(text_rows, text_positives, axis=-1)
+        if batch.own_on_diagonal:
+            # Sample i's pair is column i: the labels are arange(B), and the
+            # cross-entropy is the fused kernel of core.ops.
+            labels = keras.ops.arange(keras.ops.shape(image_rows)[0], dtype="int32")
+            text_rows = keras.ops.transpose(image_rows)
+            if batch.text_rows is not None:
+                text_rows = _scaled(batch.text_rows, inverse_temperature)
+            smoothing = self.label_smoothing
+            image_loss = ops.softmax_cross_entropy(labels, image_rows, label_smoothing=smoothing)
+            text_loss = ops.softmax_cross_entropy(labels, text_rows, label_smoothing=smoothing)
+            return 0.5 * (image_loss + text_loss)
+        # A replica's own rows against the global batch (embeddings under
+        # tf.distribute or torch DDP): the own pair is scored locally, and
+        # its column among the gathered ones is never needed.
+        positives = _scaled(batch.positives, inverse_temperature)
+        text_rows = _scaled(batch.text_rows, inverse_temperature)
+        image_loss = self._smoothed_cross_entropy(image_rows, positives)
+        text_loss = self._smoothed_cross_entropy(text_rows, positives)
         return 0.5 * (image_loss + text_loss)
 
-    def _smoothed_cross_entropy(self, scores, positives, axis):
-        # -sum_j y_j log_softmax_j with y = (1 - e) one_hot + e / N along
-        # `axis`, written so that the label never has to be located among N
-        # global entries.
-        cross_entropy = keras.ops.logsumexp(scores, axis=axis) - positives
+    def _smoothed_cross_entropy(self, scores, positives):
+        # -sum_j y_j log_softmax_j with y = (1 - e) one_hot + e / N over the
+        # N global columns, from the positive's score alone.
+        cross_entropy = keras.ops.logsumexp(scores, axis=-1) - positives
         if self.label_smoothing == 0.0:
             return cross_entropy
-        entries = keras.ops.cast(keras.ops.shape(scores)[axis], scores.dtype)
-        mean_logit = keras.ops.sum(scores, axis=axis) / entries
+        entries = keras.ops.cast(keras.ops.shape(scores)[-1], scores.dtype)
+        mean_logit = keras.ops.sum(scores, axis=-1) / entries
         return cross_entropy + self.label_smoothing * (positives - mean_logit)
 
     def get_config(self) -> dict[str, Any]:

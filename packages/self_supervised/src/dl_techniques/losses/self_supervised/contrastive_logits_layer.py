@@ -5,7 +5,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import ops, validation
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
 
@@ -111,8 +111,8 @@ class ContrastiveLogitsLayer(keras.layers.Layer):
         image, text = inputs
         _contrastive.check_embedding_shapes(type(self).__name__, image, text)
         similarities = keras.ops.matmul(
-            _contrastive.l2_normalize(image),
-            keras.ops.transpose(_contrastive.l2_normalize(text)),
+            ops.l2_normalize(image),
+            keras.ops.transpose(ops.l2_normalize(text)),
         )
         logits = keras.ops.exp(self.log_scale) * similarities
         if self.bias is not None:

@@ -12,7 +12,6 @@ _NAME = "FeatureAlignmentLoss"
 # Floor of the squared feature norm: an all-zero feature vector gets cosine
 # similarity 0 with anything instead of 0/0, and the square root keeps a
 # finite gradient.
-_SQUARED_NORM_FLOOR = 1e-24
 
 
 @register_serializable
@@ -90,7 +89,7 @@ class FeatureAlignmentLoss(keras.losses.Loss):
         shapes.check_min_rank(_NAME, "y_pred", y_pred, 2, "(batch, dim) or (batch, ..., channels)")
         shapes.check_same_shape(_NAME, y_true, y_pred)
 
-        similarity = keras.ops.sum(_l2_normalize(y_true) * _l2_normalize(y_pred), axis=-1)
+        similarity = keras.ops.sum(ops.l2_normalize(y_true) * ops.l2_normalize(y_pred), axis=-1)
         # Tested as "at or above the margin" so that a NaN similarity, which
         # fails every comparison, keeps its NaN term instead of becoming 0.
         term = keras.ops.where(
@@ -106,8 +105,3 @@ class FeatureAlignmentLoss(keras.losses.Loss):
             "dtype": self._dtype_policy.name,
             "margin": self.margin,
         }
-
-
-def _l2_normalize(features):
-    squared_norm = keras.ops.sum(keras.ops.square(features), axis=-1, keepdims=True)
-    return features / keras.ops.sqrt(keras.ops.maximum(squared_norm, _SQUARED_NORM_FLOOR))

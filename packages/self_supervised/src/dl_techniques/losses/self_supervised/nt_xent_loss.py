@@ -95,8 +95,8 @@ class NTXentLoss(PerSampleLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         stacked = not isinstance(y_pred, dict)
         first, second = two_views("NTXentLoss", y_pred)
-        first = _contrastive.l2_normalize(first)
-        second = _contrastive.l2_normalize(second)
+        first = ops.l2_normalize(first)
+        second = ops.l2_normalize(second)
         anchors = keras.ops.concatenate([first, second], axis=0)
         gathered_first = all_gather(first)
         candidates = keras.ops.concatenate([gathered_first, all_gather(second)], axis=0)

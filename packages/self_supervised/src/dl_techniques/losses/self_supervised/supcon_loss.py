@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, ops, validation
 from dl_techniques.losses.core.distributed import all_gather, all_mean
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
@@ -114,7 +114,7 @@ class SupConLoss(PerSampleLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         labels, embeddings = _labels_and_views(y_true, y_pred)
         samples, views, features = (_size(embeddings, axis) for axis in range(3))
-        embeddings = _contrastive.l2_normalize(embeddings)
+        embeddings = ops.l2_normalize(embeddings)
         # One row per sample, gathered once: its views' embeddings, then its labels.
         rows = keras.ops.concatenate(
             [keras.ops.reshape(embeddings, (-1, views * features)), labels], axis=-1

@@ -15,6 +15,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   and smoothing inside the kernel); ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
 - ``sigmoid_cross_entropy``: ``torch.nn.functional.binary_cross_entropy_with_logits``;
   ``tf.nn.sigmoid_cross_entropy_with_logits``.
+- ``l2_normalize``: torch: ``torch.linalg.vector_norm`` and one division, as
+  ``torch.nn.functional.normalize`` computes it.
 - ``lgamma``: ``torch.lgamma``, ``tf.math.lgamma``, ``jax.lax.lgamma`` (Keras
   has no op; the reference is Lanczos' approximation).
 - ``softmax_expectation``: jax: the ratio of two sums of ``exp(x - max)``, one
@@ -84,6 +86,7 @@ from dl_techniques.losses.core.ops._masked import (
     rowwise_where,
     rowwise_where_reference,
 )
+from dl_techniques.losses.core.ops._normalize import l2_normalize, l2_normalize_reference
 from dl_techniques.losses.core.ops._overlap import overlap_sums, overlap_sums_reference
 from dl_techniques.losses.core.ops._reductions import (
     mean,
@@ -104,6 +107,8 @@ __all__ = [
     "huber_mean",
     "huber_mean_reference",
     "huber_reference",
+    "l2_normalize",
+    "l2_normalize_reference",
     "lgamma",
     "lgamma_increment",
     "lgamma_reference",

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core.ops._masked import _each_output
+from dl_techniques.losses.core.ops._normalize import NORM_EPSILON
 from dl_techniques.losses.core.ops._overlap import _first_summed_axis, _row_block
 
 # Elements of the classes the torch kernel sorts at once.
@@ -22,7 +23,8 @@ def kernels() -> dict[str, Callable[..., Any]]:
     import torch.nn.functional as functional
 
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
-        logits = keras.ops.convert_to_tensor(logits)
+        if not isinstance(logits, torch.Tensor):
+            logits = keras.ops.convert_to_tensor(logits)
         labels = torch.as_tensor(labels, device=logits.device).long()
         classes = logits.shape[-1]
         values = functional.cross_entropy(
@@ -270,8 +272,16 @@ def kernels() -> dict[str, Callable[..., Any]]:
     def lgamma(x):
         return torch.lgamma(keras.ops.convert_to_tensor(x))
 
+    def l2_normalize(values):
+        # functional.normalize's computation, without its Python-level norm dispatch.
+        if not isinstance(values, torch.Tensor):
+            values = keras.ops.convert_to_tensor(values)
+        norms = torch.linalg.vector_norm(values, dim=-1, keepdim=True)
+        return values / norms.clamp_min(NORM_EPSILON)
+
     return {
         "lgamma": lgamma,
+        "l2_normalize": l2_normalize,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
         "pairwise_where": pairwise_where,
