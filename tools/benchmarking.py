@@ -6,8 +6,9 @@ Each timed call is one forward pass plus the gradient with respect to
 unless ``model.compile(jit_compile=True)`` is asked for, or ``torch.compile``),
 and the functions are called in a fresh shuffled order each round so machine
 load hits them alike. A ``TorchReference`` is timed in eager torch whatever the
-Keras backend, on the same data, so a case can put the native torch formula
-(``torch.nn.functional``) beside the library on every backend.
+Keras backend, on the same data (on the GPU where torch sees one), so a case
+can put the native torch formula (``torch.nn.functional``) beside the library
+on every backend.
 """
 
 import dataclasses
@@ -143,8 +144,10 @@ def torch_reference_step(reference, y_true, y_pred):
     """Returns ``step(y_pred, y_true)`` for a ``TorchReference`` and its inputs as torch tensors."""
     import torch
 
+    device = torch_device()
+
     def to_torch(leaf):
-        return torch.from_numpy(np.array(keras.ops.convert_to_numpy(leaf)))
+        return torch.from_numpy(np.array(keras.ops.convert_to_numpy(leaf))).to(device)
 
     def step(y_pred, y_true):
         y_pred = y_pred.detach().requires_grad_(True)
@@ -155,14 +158,25 @@ def torch_reference_step(reference, y_true, y_pred):
     return step, keras.tree.map_structure(to_torch, y_true), to_torch(y_pred)
 
 
+def torch_device():
+    """The device of the torch references: the GPU where torch sees one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def finish(outputs):
-    """Waits for asynchronous backends (jax dispatch) to finish the call.
+    """Waits for asynchronous work (jax dispatch, CUDA kernels) to finish the call.
 
     Eager torch on the CPU has finished when it returns.
     """
     for output in outputs:
         if not type(output).__module__.startswith("torch"):
             keras.ops.convert_to_numpy(output)
+        elif output.is_cuda:
+            import torch
+
+            torch.cuda.synchronize()
 
 
 def time_pairs(pairs, repetitions, warmup, torch_compile):
@@ -188,6 +202,48 @@ def time_pairs(pairs, repetitions, warmup, torch_compile):
             finish(step(y_pred, y_true))
             samples[label].append(time.perf_counter() - started)
     return {label: statistics.median(times) for label, times in samples.items()}
+
+
+def torch_cuda_peaks(pairs, torch_compile=False):
+    """``{label: bytes}``: the peak GPU memory of one step of each torch function.
+
+    The torch steps of ``pairs`` (``(label, fn, y_true, y_pred)`` as for
+    ``time_pairs``): every ``TorchReference``, and the library's functions on
+    the torch backend. Measured as the growth of ``torch.cuda``'s peak
+    allocation over one step after a warm-up step; empty without torch or a
+    GPU.
+    """
+    if not torch_available():
+        return {}
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    peaks = {}
+    for label, fn, y_true, y_pred in pairs:
+        if isinstance(fn, TorchReference):
+            step, y_true, y_pred = torch_reference_step(fn, y_true, y_pred)
+        elif keras.backend.backend() == "torch":
+            step = compiled_value_and_gradient(fn, torch_compile)
+        else:
+            continue
+        finish(step(y_pred, y_true))
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        finish(step(y_pred, y_true))
+        peaks[label] = torch.cuda.max_memory_allocated() - before
+    return peaks
+
+
+def print_cuda_peaks(peaks):
+    """Prints ``torch_cuda_peaks``' table; nothing where it is empty."""
+    if not peaks:
+        return
+    width = max(len(label) for label in peaks) + 2
+    print("peak GPU memory of one step (torch.cuda.max_memory_allocated growth):")
+    for label, peak in peaks.items():
+        print(f"{label:<{width}}{peak / 2**20:>10.1f} MiB")
 
 
 def pin_torch_threads(threads):

@@ -25,9 +25,11 @@ from benchmarking import (
     Case,
     TorchReference,
     empty_step,
+    print_cuda_peaks,
     print_fixed_cost,
     print_pair_table,
     torch_available,
+    torch_cuda_peaks,
     torch_reference_note,
 )
 
@@ -95,7 +97,7 @@ def torch_references(seasonality, quantiles):
     import torch.nn.functional as functional
 
     def pinball(y_true, y_pred):
-        levels = torch.tensor(quantiles, dtype=y_pred.dtype)
+        levels = torch.tensor(quantiles, dtype=y_pred.dtype, device=y_pred.device)
         error = y_true.unsqueeze(-1) - y_pred
         return torch.maximum(levels * error, (levels - 1.0) * error).mean()
 
@@ -174,6 +176,7 @@ def run_forecasting(params, timing):
         print_pair_table(pairs, medians, "us")
     else:
         print(torch_reference_note())
+    print_cuda_peaks(torch_cuda_peaks([row for row in timed if row[0] != EMPTY_STEP]))
 
 
 CASES = [

@@ -8,6 +8,8 @@ is the symmetric sparse categorical cross-entropy with labels ``arange(B)``,
 the SigLIP baseline ``binary_crossentropy(2 I - 1 > 0, t * S + b)`` summed over
 all pairs and divided by B.
 
+With ``chunk_size`` above 0, SigLIP with that ``chunk_size`` is timed too.
+
 Where torch is installed, open_clip's formulas transcribed in eager torch
 (``F.normalize``, ``F.cross_entropy`` both ways; ``-F.logsigmoid(sign * logits)``
 summed over pairs and divided by B) are timed on the same data as reference
@@ -32,6 +34,7 @@ from benchmarking import (
     print_fixed_cost,
     print_pair_table,
     torch_available,
+    torch_device,
     torch_reference_note,
 )
 
@@ -88,11 +91,11 @@ def torch_contrastive_references(text):
     import torch
     import torch.nn.functional as functional
 
-    text = torch.from_numpy(np.array(keras.ops.convert_to_numpy(text)))
+    text = torch.from_numpy(np.array(keras.ops.convert_to_numpy(text))).to(torch_device())
 
     def clip(y_true, image):
         logits = functional.normalize(image) @ functional.normalize(text).T / TEMPERATURE
-        labels = torch.arange(logits.shape[0])
+        labels = torch.arange(logits.shape[0], device=logits.device)
         return 0.5 * (
             functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)
         )
@@ -100,7 +103,7 @@ def torch_contrastive_references(text):
     def siglip(y_true, image):
         logits = SIGLIP_SCALE * functional.normalize(image) @ functional.normalize(text).T
         logits = logits + SIGLIP_BIAS
-        signs = 2.0 * torch.eye(logits.shape[0]) - 1.0
+        signs = 2.0 * torch.eye(logits.shape[0], device=logits.device) - 1.0
         return -functional.logsigmoid(signs * logits).sum() / logits.shape[0]
 
     return [("torch CLIP", TorchReference(clip)), ("torch SigLIP", TorchReference(siglip))]
@@ -121,6 +124,10 @@ def run_contrastive(params, timing):
         ("plain CE (CLIP)", plain_clip(text)),
         ("plain BCE (SigLIP)", plain_siglip(text)),
     ]
+    chunked = f"SigLIPContrastiveLoss(chunk_size={params['chunk_size']})"
+    if params["chunk_size"]:
+        siglip = SigLIPContrastiveLoss(SIGLIP_SCALE, SIGLIP_BIAS, chunk_size=params["chunk_size"])
+        functions.append((chunked, on_embeddings(siglip, text)))
     if torch_available():
         functions += torch_contrastive_references(text)
     functions.append((EMPTY_STEP, empty_step))
@@ -137,6 +144,8 @@ def run_contrastive(params, timing):
     if torch_available():
         print("against the torch transcription, eager torch, same data:")
         pairs = [("CLIPContrastiveLoss", "torch CLIP"), ("SigLIPContrastiveLoss", "torch SigLIP")]
+        if params["chunk_size"]:
+            pairs.append((chunked, "torch SigLIP"))
         print_pair_table(pairs, medians)
     else:
         print(torch_reference_note())
@@ -235,7 +244,7 @@ CASES = [
         "contrastive",
         "CLIPContrastiveLoss, SigLIPContrastiveLoss vs plain keras.ops losses",
         run_contrastive,
-        params={"batch": 256, "dim": 512},
+        params={"batch": 256, "dim": 512, "chunk_size": 0},
         quick={"batch": 16, "dim": 8},
         repetitions=50,
         warmup=5,
@@ -330,7 +339,7 @@ def torch_supcontrast(temperature, base_temperature):
         logits = contrast @ contrast.T / temperature
         logits = logits - logits.max(dim=1, keepdim=True).values.detach()
         labels = labels.reshape(-1, 1)
-        not_self = 1.0 - torch.eye(samples * view_count)
+        not_self = 1.0 - torch.eye(samples * view_count, device=views.device)
         positives = (labels == labels.T).float().repeat(view_count, view_count) * not_self
         log_prob = logits - torch.log((torch.exp(logits) * not_self).sum(1, keepdim=True))
         mean_log_prob = (positives * log_prob).sum(1) / positives.sum(1)

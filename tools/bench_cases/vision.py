@@ -40,10 +40,13 @@ from benchmarking import (
     compiled_value_and_gradient,
     empty_step,
     finish,
+    print_cuda_peaks,
     print_fixed_cost,
     print_pair_table,
     print_ratio_table,
     torch_available,
+    torch_cuda_peaks,
+    torch_device,
     torch_reference_note,
     torch_reference_step,
 )
@@ -101,6 +104,11 @@ def run_segmentation(params, timing):
     else:
         print(torch_reference_note())
     print_fixed_cost(medians, "ms")
+    print_cuda_peaks(
+        torch_cuda_peaks(
+            [(label, loss, y_true, y_pred) for label, loss in losses if label != EMPTY_STEP]
+        )
+    )
 
 
 def torch_dice(y_true, y_pred):
@@ -206,13 +214,14 @@ def ultralytics_reference(gt, image_size, classes, reg_max):
         return None
     import types
 
+    device = torch_device()
     head = types.SimpleNamespace(
-        stride=torch.tensor([8.0, 16.0, 32.0]), nc=classes, reg_max=reg_max
+        stride=torch.tensor([8.0, 16.0, 32.0], device=device), nc=classes, reg_max=reg_max
     )
     model = types.SimpleNamespace(
         args=types.SimpleNamespace(box=7.5, cls=0.5, dfl=1.5),
         model=[head],
-        parameters=lambda: iter([torch.zeros(1)]),
+        parameters=lambda: iter([torch.zeros(1, device=device)]),
     )
     criterion = v8DetectionLoss(model)
     rows = np.asarray(keras.ops.convert_to_numpy(gt), "float32")
@@ -221,12 +230,14 @@ def ultralytics_reference(gt, image_size, classes, reg_max):
     centres = (valid[:, 1:3] + valid[:, 3:5]) / 2.0 / image_size
     sizes = (valid[:, 3:5] - valid[:, 1:3]) / image_size
     batch_dict = {
-        "batch_idx": torch.from_numpy(image_index.astype("float32")),
-        "cls": torch.from_numpy(valid[:, :1].copy()),
-        "bboxes": torch.from_numpy(np.concatenate([centres, sizes], -1).astype("float32")),
+        "batch_idx": torch.from_numpy(image_index.astype("float32")).to(device),
+        "cls": torch.from_numpy(valid[:, :1].copy()).to(device),
+        "bboxes": torch.from_numpy(np.concatenate([centres, sizes], -1).astype("float32")).to(
+            device
+        ),
     }
     feats = [
-        torch.empty((rows.shape[0], 0, image_size // stride, image_size // stride))
+        torch.empty((rows.shape[0], 0, image_size // stride, image_size // stride), device=device)
         for stride in (8, 16, 32)
     ]
 
