@@ -45,41 +45,61 @@ def test_shape_checks_name_the_loss_argument_and_shapes():
     shapes.check_same_batch("L", {"a": keras.ops.zeros((8, 1)), "b": keras.ops.zeros((8,))})
 
 
-def test_safe_divide_gives_the_empty_value_and_keeps_nan():
+SAFE_DIVIDES = [numerics.safe_divide, numerics.safe_divide_reference]
+
+
+@pytest.mark.parametrize("safe_divide", SAFE_DIVIDES)
+def test_safe_divide_gives_the_empty_value_and_keeps_nan(safe_divide):
     numerator = np.array([1.0, 0.0, np.nan, 2.0], dtype="float32")
     denominator = np.array([2.0, 0.0, 1.0, np.nan], dtype="float32")
-    result = _value(numerics.safe_divide(numerator, denominator, empty_value=1.0))
+    result = _value(safe_divide(numerator, denominator, empty_value=1.0))
     assert result[:2].tolist() == [0.5, 1.0]
     assert np.isnan(result[2]) and np.isnan(result[3])
 
 
-def _gradient_of_sum_of_safe_divide(numerator, denominator):
+@pytest.mark.parametrize("safe_divide", SAFE_DIVIDES)
+def test_safe_divide_broadcasts_and_keeps_the_numerator_dtype(safe_divide):
+    numerator = np.array([[1.0, 2.0], [3.0, 4.0]], dtype="float32")
+    denominator = np.array([[2.0], [0.0]], dtype="float32")
+    result = safe_divide(keras.ops.convert_to_tensor(numerator), denominator, empty_value=-1.0)
+    assert keras.backend.standardize_dtype(result.dtype) == "float32"
+    assert _value(result).tolist() == [[0.5, 1.0], [-1.0, -1.0]]
+
+
+def _gradients_of_sum_of_safe_divide(safe_divide, numerator, denominator):
+    """The gradients of ``sum(safe_divide(n, d))`` with respect to n and d."""
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        variable = tf.constant(numerator)
+        variables = [tf.constant(numerator), tf.constant(denominator)]
         with tf.GradientTape() as tape:
-            tape.watch(variable)
-            total = keras.ops.sum(numerics.safe_divide(variable, denominator))
-        return tape.gradient(total, variable).numpy()
+            tape.watch(variables)
+            total = keras.ops.sum(safe_divide(*variables))
+        return [gradient.numpy() for gradient in tape.gradient(total, variables)]
     if BACKEND == "jax":
         import jax
 
-        return np.asarray(
-            jax.grad(lambda n: keras.ops.sum(numerics.safe_divide(n, denominator)))(numerator)
+        gradients = jax.grad(lambda n, d: keras.ops.sum(safe_divide(n, d)), argnums=(0, 1))(
+            numerator, denominator
         )
+        return [np.asarray(gradient) for gradient in gradients]
     import torch
 
-    variable = torch.tensor(numerator, requires_grad=True)
-    keras.ops.sum(numerics.safe_divide(variable, torch.tensor(denominator))).backward()
-    return variable.grad.numpy()
+    variables = [torch.tensor(value, requires_grad=True) for value in (numerator, denominator)]
+    keras.ops.sum(safe_divide(*variables)).backward()
+    return [variable.grad.numpy() for variable in variables]
 
 
-def test_safe_divide_gradient_is_finite_at_a_zero_denominator():
+@pytest.mark.parametrize("safe_divide", SAFE_DIVIDES)
+def test_safe_divide_gradient_is_finite_at_a_zero_denominator(safe_divide):
     numerator = np.array([1.0, 3.0], dtype="float32")
     denominator = np.array([2.0, 0.0], dtype="float32")
-    gradient = _gradient_of_sum_of_safe_divide(numerator, denominator)
-    assert gradient.tolist() == [0.5, 0.0]
+    numerator_gradient, denominator_gradient = _gradients_of_sum_of_safe_divide(
+        safe_divide, numerator, denominator
+    )
+    # d (n / d) / dn = 1 / d and d (n / d) / dd = -n / d^2 where d > 0; 0 at d = 0.
+    assert numerator_gradient.tolist() == [0.5, 0.0]
+    assert denominator_gradient.tolist() == [-0.25, 0.0]
 
 
 def test_weighted_mean_counts_integer_weights_as_repeats():

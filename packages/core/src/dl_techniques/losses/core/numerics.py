@@ -4,6 +4,8 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core.ops._dispatch import _dispatch
+
 HALF_DTYPES = ("float16", "bfloat16")
 """Floating dtypes a loss computes in float32 instead."""
 
@@ -76,7 +78,15 @@ def safe_divide(numerator: Any, denominator: Any, empty_value: float = 0.0) -> A
     ratio of an absent class). The gradient stays finite where the denominator
     is 0. NaN is divided through, never replaced: ``NaN > 0`` is false, so a
     test of the denominator alone would turn a NaN input into ``empty_value``.
+    On torch the same operations run as torch calls (``ops.native_backends``
+    lists it): seven ``keras.ops`` dispatches cost more than the division of
+    a batch of per-sample sums.
     """
+    return _dispatch("safe_divide", safe_divide_reference)(numerator, denominator, empty_value)
+
+
+def safe_divide_reference(numerator: Any, denominator: Any, empty_value: float = 0.0) -> Any:
+    """:func:`safe_divide` in ``keras.ops``."""
     numerator = keras.ops.convert_to_tensor(numerator)
     denominator = keras.ops.convert_to_tensor(denominator)
     not_a_number = keras.ops.logical_or(keras.ops.isnan(numerator), keras.ops.isnan(denominator))

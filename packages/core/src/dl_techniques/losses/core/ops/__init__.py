@@ -33,6 +33,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
 - ``overlap_sums``: torch: one autograd function, the per-class sums taken over
   blocks of rows viewed as one wide row, and one ``addcmul`` per input in the
   backward pass; TensorFlow: the same block sums in ``tf`` ops.
+- ``safe_divide`` (``numerics.safe_divide``, the ratio with an empty value where
+  the denominator is 0): torch: the same operations as torch calls.
 - ``soft_confusion_counts``: torch: one autograd function for the amplifier and
   the sums (a dot product for the micro average), whose backward pass writes
   each input's gradient from the amplified predictions alone.

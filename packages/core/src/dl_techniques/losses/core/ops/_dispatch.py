@@ -24,6 +24,7 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "lovasz_absolute_errors": frozenset({"torch"}),
     "overlap_sums": frozenset({"tensorflow", "torch"}),
     "pairwise_where": frozenset({"torch"}),
+    "safe_divide": frozenset({"torch"}),
     "rowwise_where": frozenset({"torch"}),
     "soft_confusion_counts": frozenset({"torch"}),
     "sort": frozenset({"tensorflow"}),

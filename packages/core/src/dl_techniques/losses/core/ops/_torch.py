@@ -269,6 +269,15 @@ def kernels() -> dict[str, Callable[..., Any]]:
         values = function(*(torch.as_tensor(tensor, device=device)[where] for tensor in rows))
         return values.new_full(mask.shape, fill).index_put(where, values)
 
+    def safe_divide(numerator, denominator, empty_value):
+        if not isinstance(numerator, torch.Tensor):
+            numerator = keras.ops.convert_to_tensor(numerator)
+        if not isinstance(denominator, torch.Tensor):
+            denominator = keras.ops.convert_to_tensor(denominator)
+        divisible = (denominator > 0) | numerator.isnan() | denominator.isnan()
+        ratio = numerator / torch.where(divisible, denominator, torch.ones_like(denominator))
+        return torch.where(divisible, ratio, float(empty_value))
+
     def lgamma(x):
         return torch.lgamma(keras.ops.convert_to_tensor(x))
 
@@ -281,6 +290,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     return {
         "lgamma": lgamma,
+        "safe_divide": safe_divide,
         "l2_normalize": l2_normalize,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
