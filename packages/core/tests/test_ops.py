@@ -556,3 +556,39 @@ def test_lgamma_gradient_is_the_digamma_function(function):
         sum(1 / k for k in range(1, 40)) - euler,
     ]
     np.testing.assert_allclose(gradient, expected, rtol=1e-5)
+
+
+def _compiled(function):
+    """``function`` compiled as a training step would be: without Python between its operations."""
+    if BACKEND == "torch":
+        import torch
+
+        torch._dynamo.reset()
+        # fullgraph: a graph break would hide an import inside the trace.
+        return torch.compile(function, fullgraph=True, backend="eager")
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True)
+
+
+def test_a_first_call_inside_a_compiled_function_finds_the_kernels_built():
+    from dl_techniques.losses.core import numerics
+    from dl_techniques.losses.core.ops import _dispatch
+
+    # As after `import dl_techniques.losses.core.ops` in a fresh process.
+    _dispatch._KERNELS.pop(BACKEND, None)
+    ops.preload_native_kernels()
+    step = _compiled(
+        lambda x, y: numerics.safe_divide(ops.huber(y, x, 1.0), keras.ops.abs(x) + 1.0)
+    )
+
+    x = np.array([0.5, -3.0, 2.0], "float32")
+    y = np.zeros(3, "float32")
+    result = as_numpy(step(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)))
+
+    huber = np.where(np.abs(x) <= 1.0, 0.5 * x**2, np.abs(x) - 0.5)
+    np.testing.assert_allclose(result, huber / (np.abs(x) + 1.0), rtol=1e-6)

@@ -51,7 +51,8 @@ backward in eager torch broadcasts a view instead of writing a full-size
 gradient.
 
 Every function works eagerly and under ``tf.function``, ``jax.jit`` and
-``torch.compile``.
+``torch.compile``, a first call inside a compiled function included: the
+kernels of Keras' backend are built when this package is imported.
 
 The package holds one module per group of primitives (each public function
 with its ``*_reference`` twin and their private helpers), the dispatch between
@@ -70,7 +71,7 @@ from dl_techniques.losses.core.ops._cross_entropy import (
     softmax_cross_entropy,
     softmax_cross_entropy_reference,
 )
-from dl_techniques.losses.core.ops._dispatch import native_backends
+from dl_techniques.losses.core.ops._dispatch import native_backends, preload_native_kernels
 from dl_techniques.losses.core.ops._huber import (
     huber,
     huber_mean,
@@ -102,6 +103,8 @@ from dl_techniques.losses.core.ops._sorting import (
     sort_reference,
 )
 
+preload_native_kernels()
+
 __all__ = [
     "huber",
     "lovasz_absolute_errors",
@@ -118,6 +121,7 @@ __all__ = [
     "native_backends",
     "overlap_sums",
     "overlap_sums_reference",
+    "preload_native_kernels",
     "pairwise_where",
     "pairwise_where_reference",
     "rowwise_where",

@@ -3,10 +3,11 @@
 A primitive calls ``_dispatch`` with its name and its ``keras.ops`` reference and
 gets the current backend's native kernel where ``_NATIVE_NAMES`` lists that
 backend, the reference otherwise. A backend's kernels come from ``kernels()`` of
-the module named after it, built once, on the first call that needs them.
+the module named after it, built once: for Keras' backend when ``core.ops`` is
+imported (:func:`preload_native_kernels`), for another on the first call that
+needs them.
 """
 
-import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -46,13 +47,32 @@ def _dispatch(primitive: str, reference: Callable[..., Any]) -> Callable[..., An
     backend = keras.backend.backend()
     if backend not in _NATIVE_NAMES[primitive]:
         return reference
-    return _native_kernels(backend)[primitive]
+    kernels = _KERNELS.get(backend)
+    if kernels is None:
+        kernels = _load_native_kernels(backend)
+    return kernels[primitive]
 
 
-@functools.cache
-def _native_kernels(backend: str) -> dict[str, Callable[..., Any]]:
+# The built kernels by backend. A plain dict, not a cached loader: torch.compile
+# traces through functools.cache into the import, which it cannot trace.
+_KERNELS: dict[str, dict[str, Callable[..., Any]]] = {}
+
+
+def _load_native_kernels(backend: str) -> dict[str, Callable[..., Any]]:
     # Imported on first use, not at the top: the kernels use helpers of the
     # primitives' modules, which import this one.
     module = importlib.import_module(f"{__package__}._{backend}")
-    kernels: dict[str, Callable[..., Any]] = module.kernels()
-    return kernels
+    _KERNELS[backend] = module.kernels()
+    return _KERNELS[backend]
+
+
+def preload_native_kernels() -> None:
+    """Builds the kernels of Keras' backend now, if it has any.
+
+    Keras has imported that backend's framework already, so this imports
+    nothing new. A first call of a primitive inside ``torch.compile`` (or a
+    jit trace) must find them built: the tracer cannot import a module.
+    """
+    backend = keras.backend.backend()
+    if backend not in _KERNELS and any(backend in names for names in _NATIVE_NAMES.values()):
+        _load_native_kernels(backend)
