@@ -9,12 +9,15 @@
 #   echo /.whl/ >> .git/info/exclude
 #   python3 tools/build_wheels.py --dist .whl
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#       --implementation cp --platform manylinux_2_17_x86_64 -d .whl \
-#       keras==3.15.1 namex==0.1.0 optree==0.20.0 ultralytics==8.4.190 \
-#       ultralytics-thop==2.0.18
+#       --implementation cp --platform manylinux_2_28_x86_64 \
+#       --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
+#       keras==3.15.1 namex==0.1.0 optree==0.20.0 ultralytics==8.4.190
 #
-# and run `bash tools/gpu_bench.sh` there with .whl carried along. Tables go to
-# standard output and, one file per backend, to $OUT when it is set.
+# (These four resolved for that platform on 2026-12-05; what Ultralytics' loss
+# module imports besides them, opencv, psutil, pyyaml, tqdm and torchvision, is
+# in the device machine's image.) Then run `bash tools/gpu_bench.sh` there with
+# .whl carried along. Tables go to standard output and, one file per backend,
+# to $OUT when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
