@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, scopes, shapes, validation
 
 BACKEND = keras.backend.backend()
 
@@ -145,3 +145,82 @@ def test_is_real_number_excludes_bool_and_non_finite():
     assert not validation.is_real_number(True)
     assert not validation.is_real_number(float("nan"))
     assert not validation.is_real_number("1")
+
+
+AS_TENSORS = [numerics.as_tensor, numerics.as_tensor_reference]
+
+
+@pytest.mark.parametrize("as_tensor", AS_TENSORS)
+def test_as_tensor_returns_a_tensor_of_the_dtype_as_it_is(as_tensor):
+    tensor = keras.ops.convert_to_tensor(np.array([[1.5, -2.0]], dtype="float32"))
+    assert as_tensor(tensor) is tensor
+    assert as_tensor(tensor, "float32") is tensor
+    halved = as_tensor(tensor, "float16")
+    assert keras.backend.standardize_dtype(halved.dtype) == "float16"
+    assert _value(halved).tolist() == [[1.5, -2.0]]
+
+
+@pytest.mark.parametrize("as_tensor", AS_TENSORS)
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        ([[1, 2], [3, 4]], None),
+        ([[1, 2], [3, 4]], "float32"),
+        (np.array([0.1, 0.2], dtype="float64"), "float32"),
+        (np.array([0.1, 0.2], dtype="float64"), "float16"),
+        (np.array([True, False]), "float32"),
+        (2.5, None),
+    ],
+)
+def test_as_tensor_converts_as_keras_does(as_tensor, value, dtype):
+    expected = keras.ops.convert_to_tensor(value, dtype)
+    result = as_tensor(value, dtype)
+    assert keras.ops.is_tensor(result)
+    assert numerics.dtype_name(result) == keras.backend.standardize_dtype(expected.dtype)
+    assert _value(result).tolist() == _value(expected).tolist()
+
+
+@pytest.mark.parametrize("as_tensor", AS_TENSORS)
+@pytest.mark.parametrize("source_dtype", ["int32", "bool"])
+def test_as_tensor_casts_a_tensor_of_another_dtype(as_tensor, source_dtype):
+    tensor = keras.ops.convert_to_tensor(np.array([1, 0, 1]).astype(source_dtype))
+    result = as_tensor(tensor, "float32")
+    assert numerics.dtype_name(result) == "float32"
+    assert _value(result).tolist() == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("as_tensor", AS_TENSORS)
+def test_as_tensor_converts_a_variable_as_keras_does(as_tensor):
+    variable = keras.Variable(np.array([1.0, 2.0], dtype="float32"))
+    result = as_tensor(variable, "float32")
+    assert type(result) is type(keras.ops.convert_to_tensor(variable, "float32"))
+    assert _value(result).tolist() == [1.0, 2.0]
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="only torch moves a tensor to Keras' device")
+def test_as_tensor_hands_a_tensor_off_keras_device_to_keras():
+    import torch
+
+    # A meta tensor has no values; Keras' conversion gives it storage on its device.
+    result = numerics.as_tensor(torch.empty((2, 3), device="meta"), "float32")
+    expected = keras.ops.convert_to_tensor(torch.empty((2, 3), device="meta"), "float32")
+    assert result.device == expected.device
+    assert not result.is_meta and tuple(result.shape) == (2, 3)
+
+
+def test_as_tensor_runs_natively_on_torch_only():
+    assert ops.native_backends("as_tensor") == ("torch",)
+
+
+def test_dtype_name_is_keras_name_of_the_dtype():
+    for dtype in ["float32", "float16", "int32", "bool"]:
+        tensor = keras.ops.zeros((2,), dtype=dtype)
+        assert numerics.dtype_name(tensor) == dtype
+        assert numerics.dtype_name(tensor) == dtype  # from the cache
+    assert numerics.dtype_name(keras.KerasTensor((2,), dtype="float64")) == "float64"
+
+
+def test_loss_name_scope_names_variables_except_on_torch():
+    with scopes.loss_name_scope("outer_loss"):
+        variable = keras.Variable(1.0, name="v")
+    assert variable.path == ("v" if BACKEND == "torch" else "outer_loss/v")

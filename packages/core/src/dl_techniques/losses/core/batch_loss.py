@@ -6,7 +6,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from dl_techniques.losses.core import distributed, numerics, validation
+from dl_techniques.losses.core import distributed, numerics, scopes, validation
 
 
 class BatchLoss(keras.losses.Loss):
@@ -19,7 +19,8 @@ class BatchLoss(keras.losses.Loss):
     inside the statistic. A subclass writes only that math, in
     :meth:`batch_value`; this class owns the rest, once for every family:
 
-    - a name scope with the loss's name;
+    - a name scope with the loss's name (``scopes.loss_name_scope``: not on torch,
+      where it names nothing a loss creates);
     - the inputs as tensors, floating leaves of any structure in the compute
       dtype (float32 when the loss dtype is float16 or bfloat16), integer and
       boolean leaves as they are;
@@ -73,7 +74,7 @@ class BatchLoss(keras.losses.Loss):
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         if self.is_per_sample():
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        with keras.name_scope(self.name):
+        with scopes.loss_name_scope(self.name):
             weights = None if sample_weight is None else self._as_compute_tensor(sample_weight)
             value = self.batch_value(
                 self.compute_inputs(y_true), self.compute_inputs(y_pred), weights
@@ -106,10 +107,9 @@ class BatchLoss(keras.losses.Loss):
         return self._as_compute_tensor(value)
 
     def _as_compute_tensor(self, value: Any) -> Any:
-        tensor = keras.ops.convert_to_tensor(value)
-        dtype = keras.backend.standardize_dtype(tensor.dtype)
-        if keras.backend.is_float_dtype(dtype) and dtype != self.compute_dtype:
-            return keras.ops.cast(tensor, self.compute_dtype)
+        tensor = numerics.as_tensor(value)
+        if numerics.dtype_name(tensor).startswith(("float", "bfloat")):
+            return numerics.as_tensor(tensor, self.compute_dtype)
         return tensor
 
 

@@ -5,6 +5,7 @@ from typing import Any
 import keras
 
 from dl_techniques.losses.core.ops._dispatch import _dispatch
+from dl_techniques.losses.core.ops._dtypes import dtype_name
 
 HALF_DTYPES = ("float16", "bfloat16")
 """Floating dtypes a loss computes in float32 instead."""
@@ -12,22 +13,32 @@ HALF_DTYPES = ("float16", "bfloat16")
 
 def compute_dtype(dtype: str) -> str:
     """Returns the dtype a loss computes in: float32 for a half dtype, else ``dtype``."""
+    if dtype == "float32":
+        return dtype
     return "float32" if keras.backend.standardize_dtype(dtype) in HALF_DTYPES else dtype
 
 
-def as_tensor(value: Any, dtype: str) -> Any:
-    """``value`` as a tensor of ``dtype``: converted unless it is a backend tensor, then cast.
+def as_tensor(value: Any, dtype: str | None = None) -> Any:
+    """``value`` as ``keras.ops.convert_to_tensor(value, dtype)`` gives it.
 
-    A backend tensor of ``dtype`` is returned as it is (on the device it is
-    on): losses call this on inputs that ``__call__`` already converted, and
-    the identity conversion and cast it skips cost microseconds of dispatch
-    per eager call.
+    A backend tensor already on Keras' device and of ``dtype`` (a Keras dtype
+    name) is returned as it is: losses call this on every input of every
+    call, and the identity conversion and cast it skips cost microseconds of
+    dispatch per eager call, which a training step pays several times over
+    once the large tensors of the step have pushed the interpreter's state out
+    of the caches. On torch (``ops.native_backends('as_tensor')``) a
+    ``torch.Tensor`` is checked against Keras' device and dtype directly.
     """
-    dtype = keras.backend.standardize_dtype(dtype)
-    tensor = value if keras.ops.is_tensor(value) else keras.ops.convert_to_tensor(value)
-    if keras.backend.standardize_dtype(tensor.dtype) == dtype:
-        return tensor
-    return keras.ops.cast(tensor, dtype)
+    return _dispatch("as_tensor", as_tensor_reference)(value, dtype)
+
+
+def as_tensor_reference(value: Any, dtype: str | None = None) -> Any:
+    """:func:`as_tensor` through ``keras.ops``: a backend tensor is cast only when needed."""
+    if not keras.ops.is_tensor(value) or isinstance(value, keras.Variable):
+        return keras.ops.convert_to_tensor(value, dtype)
+    if dtype is None or dtype_name(value) == dtype:
+        return value
+    return keras.ops.cast(value, dtype)
 
 
 def upcast_half(tensor):
@@ -36,15 +47,15 @@ def upcast_half(tensor):
     Losses compute in float32 for half-precision inputs and let Keras cast the
     result back to the loss dtype.
     """
-    tensor = keras.ops.convert_to_tensor(tensor)
-    if keras.backend.standardize_dtype(tensor.dtype) in HALF_DTYPES:
+    tensor = as_tensor(tensor)
+    if dtype_name(tensor) in HALF_DTYPES:
         return keras.ops.cast(tensor, "float32")
     return tensor
 
 
 def as_float(tensor, like):
     """Returns ``tensor`` cast to the floating dtype of ``like``."""
-    return keras.ops.cast(tensor, keras.backend.standardize_dtype(like.dtype))
+    return as_tensor(tensor, dtype_name(like))
 
 
 def holds_values(tensor):

@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import distributed, ops
+from dl_techniques.losses.core import distributed, numerics, ops, scopes
 
 _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
 
@@ -43,10 +43,10 @@ class PerSampleLoss(keras.losses.Loss):
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         if not self._reduces_to_batch_mean(y_pred, sample_weight):
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        with keras.name_scope(self.name):
+        with scopes.loss_name_scope(self.name):
             y_true, y_pred = self._as_loss_tensors(y_true), self._as_loss_tensors(y_pred)
             value = distributed.scale_for_replicas(self.batch_mean(y_true, y_pred))
-            return keras.ops.cast(value, self.dtype)
+            return numerics.as_tensor(value, self.dtype)
 
     def batch_mean(self, y_true: Any, y_pred: Any) -> Any:
         """Returns the mean over the batch of :meth:`call`, a scalar.
@@ -62,28 +62,32 @@ class PerSampleLoss(keras.losses.Loss):
         # A dict of tensors, the common structure, without the tree traversal.
         if type(value) is dict:
             return {key: self._as_loss_tensors(item) for key, item in value.items()}
-        if keras.tree.is_nested(value):
+        if not keras.ops.is_tensor(value) and keras.tree.is_nested(value):
             return keras.tree.map_structure(self._as_loss_tensors, value)
-        return keras.ops.convert_to_tensor(value, dtype=self.dtype)
+        return numerics.as_tensor(value, self.dtype)
 
     def _reduces_to_batch_mean(self, y_pred: Any, sample_weight: Any | None) -> bool:
         if sample_weight is not None or self.reduction not in _MEAN_REDUCTIONS:
             return False
         # Keras masks by the mask of y_pred itself, which a structure never has.
-        if not keras.tree.is_nested(y_pred) and _keras_mask(y_pred) is not None:
-            return False
+        if keras.ops.is_tensor(y_pred) or not keras.tree.is_nested(y_pred):
+            if _keras_mask(y_pred) is not None:
+                return False
+            leaf = y_pred
+        else:
+            leaves = keras.tree.flatten(y_pred)
+            leaf = leaves[0] if leaves else None
         # An empty batch, or one of unknown size, goes through Keras' own reduction.
-        leaves = keras.tree.flatten(y_pred)
-        shape = tuple(getattr(leaves[0], "shape", ())) if leaves else ()
+        shape = tuple(getattr(leaf, "shape", ()))
         return bool(shape) and shape[0] is not None and shape[0] > 0
 
 
-def _keras_mask(tensor: Any) -> Any:
-    # The mask a masking layer attached to its output, which Keras' own
-    # __call__ applies; Keras keeps the accessor outside its public API, and
-    # releases before it had one stored the mask as an attribute.
-    try:
-        from keras.src.backend import get_keras_mask
-    except ImportError:
+# The mask a masking layer attached to its output, which Keras' own __call__
+# applies; Keras keeps the accessor outside its public API, and releases before
+# it had one stored the mask as an attribute.
+try:
+    from keras.src.backend import get_keras_mask as _keras_mask
+except ImportError:
+
+    def _keras_mask(tensor: Any) -> Any:
         return getattr(tensor, "_keras_mask", None)
-    return get_keras_mask(tensor)

@@ -53,6 +53,8 @@ def check_same_shape(
     pred_argument: str = "y_pred",
 ) -> None:
     """Raises ``ValueError`` when the two static shapes cannot be equal."""
+    if y_true.shape == y_pred.shape:
+        return
     true_shape, pred_shape = static_shape(y_true), static_shape(y_pred)
     if not shapes_match(true_shape, pred_shape):
         raise ValueError(

@@ -241,19 +241,19 @@ def _from_embeddings(loss_name, image, text, need_text_rows):
     check_embedding_shapes(loss_name, image, text)
     image = ops.l2_normalize(image)
     text = ops.l2_normalize(text)
-    texts = all_gather(text)
     if need_text_rows and replica_count() == 1:
         # The backend tensors' own matmul: keras.ops.matmul adds dtype
         # dispatch that costs as much as the product of a small batch.
-        image_rows = image @ keras.ops.transpose(texts)
+        image_rows = image @ keras.ops.transpose(text)
         return PairedBatch(
             image_rows,
             None,
             keras.ops.diagonal(image_rows),
             image=image,
-            texts=texts,
+            texts=text,
             own_on_diagonal=True,
         )
+    texts = all_gather(text)
     # The own pair is scored locally; only the other samples are reached
     # through the gather, so no replica needs to know its offset.
     positives = keras.ops.sum(image * text, axis=-1)

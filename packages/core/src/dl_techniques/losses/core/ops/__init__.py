@@ -33,6 +33,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
 - ``overlap_sums``: torch: one autograd function, the per-class sums taken over
   blocks of rows viewed as one wide row, and one ``addcmul`` per input in the
   backward pass; TensorFlow: the same block sums in ``tf`` ops.
+- ``as_tensor`` (``numerics.as_tensor``, an input as Keras converts it): torch:
+  a ``torch.Tensor`` on Keras' device is returned, or cast, without Keras'
+  conversion, which walks the input as a tree.
 - ``safe_divide`` (``numerics.safe_divide``, the ratio with an empty value where
   the denominator is 0): torch: the same operations as torch calls.
 - ``soft_confusion_counts``: torch: one autograd function for the amplifier and

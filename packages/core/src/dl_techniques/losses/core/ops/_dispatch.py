@@ -15,6 +15,7 @@ from typing import Any
 import keras
 
 _NATIVE_NAMES: dict[str, frozenset[str]] = {
+    "as_tensor": frozenset({"torch"}),
     "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
     "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
     "softmax_expectation": frozenset({"jax"}),

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core.ops._dtypes import dtype_name
 from dl_techniques.losses.core.ops._masked import _each_output
 from dl_techniques.losses.core.ops._normalize import NORM_EPSILON
 from dl_techniques.losses.core.ops._overlap import _first_summed_axis, _row_block
@@ -22,9 +23,17 @@ def kernels() -> dict[str, Callable[..., Any]]:
     import torch
     import torch.nn.functional as functional
 
+    on_keras_device = _keras_device_test(torch)
+
+    def as_tensor(value, dtype):
+        if not isinstance(value, torch.Tensor) or not on_keras_device(value):
+            return keras.ops.convert_to_tensor(value, dtype)
+        if dtype is None or dtype_name(value) == dtype:
+            return value
+        return keras.ops.cast(value, dtype)
+
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
-        if not isinstance(logits, torch.Tensor):
-            logits = keras.ops.convert_to_tensor(logits)
+        logits = as_tensor(logits, None)
         labels = torch.as_tensor(labels, device=logits.device).long()
         classes = logits.shape[-1]
         values = functional.cross_entropy(
@@ -37,17 +46,17 @@ def kernels() -> dict[str, Callable[..., Any]]:
         return values.reshape(labels.shape)
 
     def sigmoid_cross_entropy(labels, logits):
-        logits = keras.ops.convert_to_tensor(logits)
+        logits = as_tensor(logits, None)
         labels = torch.as_tensor(labels, device=logits.device).to(logits.dtype)
         return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
 
     def huber(y_true, y_pred, delta):
-        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_pred = as_tensor(y_pred, None)
         y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
         return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
 
     def huber_mean(y_true, y_pred, delta):
-        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_pred = as_tensor(y_pred, None)
         y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
         return functional.huber_loss(y_pred, y_true, reduction="mean", delta=float(delta))
 
@@ -104,7 +113,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
             return None, slopes * gradient[:, None, :], None
 
     def lovasz_absolute_errors(labels, predictions, weights):
-        predictions = keras.ops.convert_to_tensor(predictions)
+        predictions = as_tensor(predictions, None)
         labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
         if weights is not None:
             weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
@@ -152,7 +161,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
             )
 
     def overlap_sums(labels, predictions, weights, axis):
-        predictions = keras.ops.convert_to_tensor(predictions)
+        predictions = as_tensor(predictions, None)
         first = _first_summed_axis(predictions.dim(), axis)
         labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
         # The summed axes as one axis of rows: (*lead, N, K).
@@ -225,8 +234,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         return values.sign().add_(1.0).mul_(0.5)
 
     def soft_confusion_counts(labels, predictions, amplifying_scale, from_logits, weights, axis):
-        if not isinstance(predictions, torch.Tensor):
-            predictions = keras.ops.convert_to_tensor(predictions)
+        predictions = as_tensor(predictions, None)
         labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
         if weights is not None:
             weights = torch.as_tensor(weights, device=predictions.device)
@@ -236,7 +244,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         )
 
     def sort_descending(values, *carried):
-        values = keras.ops.convert_to_tensor(values)
+        values = as_tensor(values, None)
         carried = tuple(torch.as_tensor(tensor, device=values.device) for tensor in carried)
         sorted_values, order = torch.sort(values, dim=-1, descending=True, stable=True)
         return (
@@ -245,7 +253,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         )
 
     def pairwise_where(mask, function, first, second, fill):
-        device = keras.ops.convert_to_tensor(keras.tree.flatten(first)[0]).device
+        device = as_tensor(keras.tree.flatten(first)[0], None).device
         mask = torch.as_tensor(mask, device=device).bool()
         batch, rows, columns = torch.nonzero(mask, as_tuple=True)
         first_rows = keras.tree.map_structure(
@@ -263,32 +271,30 @@ def kernels() -> dict[str, Callable[..., Any]]:
         )
 
     def rowwise_where(mask, function, *rows, fill):
-        device = keras.ops.convert_to_tensor(rows[0]).device
+        device = as_tensor(rows[0], None).device
         mask = torch.as_tensor(mask, device=device).bool()
         where = torch.nonzero(mask, as_tuple=True)
         values = function(*(torch.as_tensor(tensor, device=device)[where] for tensor in rows))
         return values.new_full(mask.shape, fill).index_put(where, values)
 
     def safe_divide(numerator, denominator, empty_value):
-        if not isinstance(numerator, torch.Tensor):
-            numerator = keras.ops.convert_to_tensor(numerator)
-        if not isinstance(denominator, torch.Tensor):
-            denominator = keras.ops.convert_to_tensor(denominator)
+        numerator = as_tensor(numerator, None)
+        denominator = as_tensor(denominator, None)
         divisible = (denominator > 0) | numerator.isnan() | denominator.isnan()
         ratio = numerator / torch.where(divisible, denominator, torch.ones_like(denominator))
         return torch.where(divisible, ratio, float(empty_value))
 
     def lgamma(x):
-        return torch.lgamma(keras.ops.convert_to_tensor(x))
+        return torch.lgamma(as_tensor(x, None))
 
     def l2_normalize(values):
         # functional.normalize's computation, without its Python-level norm dispatch.
-        if not isinstance(values, torch.Tensor):
-            values = keras.ops.convert_to_tensor(values)
+        values = as_tensor(values, None)
         norms = torch.linalg.vector_norm(values, dim=-1, keepdim=True)
         return values / norms.clamp_min(NORM_EPSILON)
 
     return {
+        "as_tensor": as_tensor,
         "lgamma": lgamma,
         "safe_divide": safe_divide,
         "l2_normalize": l2_normalize,
@@ -303,3 +309,42 @@ def kernels() -> dict[str, Callable[..., Any]]:
         "soft_confusion_counts": soft_confusion_counts,
         "sort_descending": sort_descending,
     }
+
+
+def _keras_device_test(torch: Any) -> Callable[[Any], bool]:
+    """Returns ``test(tensor)``: whether ``keras.ops.convert_to_tensor`` leaves it where it is.
+
+    Keras moves a tensor that is not on its current device (its default, or
+    the one of a ``keras.device`` scope); ``"cuda"`` without an index is the
+    current CUDA device. Keras has no public accessor of its device: where
+    its backend module does not have the one this reads, every tensor is
+    handed to Keras' conversion.
+    """
+    try:
+        from keras.src.backend.torch.core import get_device
+    except ImportError:
+        return lambda tensor: False
+    devices: dict[Any, Any] = {}
+    # Where torch has no device but the CPU, Keras leaves every CPU tensor
+    # where it is (it moves only meta tensors, which have no values).
+    only_cpu = not (
+        torch.cuda.is_available()
+        or torch.backends.mps.is_available()
+        or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    )
+
+    def test(tensor: Any) -> bool:
+        if only_cpu:
+            return tensor.device.type == "cpu"
+        name = get_device()
+        target = devices.get(name)
+        if target is None:
+            target = devices[name] = torch.device(name)
+        device = tensor.device
+        if device == target:
+            return True
+        if target.index is not None or device.type != target.type:
+            return False
+        return device.type != "cuda" or device.index == torch.cuda.current_device()
+
+    return test
