@@ -192,7 +192,9 @@ def kernels() -> dict[str, Callable[..., Any]]:
                 total = labels.shape[0] if weights is None else row_sums(weights)
             fp = predicted - tp
             missed = actual - tp
-            rejected = total - actual - fp
+            # (total - actual) - fp, as the reference rounds it, without
+            # torch's Python-level reflected subtraction from a number.
+            rejected = actual.neg().add_(total).sub_(fp)
             ctx.save_for_backward(
                 labels,
                 amplified,
@@ -215,14 +217,15 @@ def kernels() -> dict[str, Callable[..., Any]]:
             if ctx.needs_input_grad[1]:
                 # d yhat / d p = L yhat (1 - yhat); d p / d logits = p (1 - p):
                 # the derivative of a sigmoid from its output, aten's sigmoid_backward.
-                prediction_gradient = torch.mul(labels, tp * ctx.scale).add_((fp - tn) * ctx.scale)
+                scale = ctx.scale
+                prediction_gradient = torch.addcmul((fp - tn) * scale, labels, tp, value=scale)
                 prediction_gradient = sigmoid_backward(prediction_gradient, amplified)
                 if probabilities is not None:
                     prediction_gradient = sigmoid_backward(prediction_gradient, probabilities)
                 if weights is not None:
                     prediction_gradient.mul_(weights)
             if ctx.needs_input_grad[0]:
-                label_gradient = torch.mul(amplified, tp).add_(fn - tn)
+                label_gradient = torch.addcmul(fn - tn, amplified, tp)
                 if weights is not None:
                     label_gradient.mul_(weights)
             return label_gradient, prediction_gradient, None, None, None, None
@@ -230,8 +233,8 @@ def kernels() -> dict[str, Callable[..., Any]]:
     sigmoid_backward = torch.ops.aten.sigmoid_backward
 
     def maximum_gate(values):
-        # d max(x, 0) / dx as torch.maximum's backward pass: 1, 1/2 at x = 0, 0.
-        return values.sign().add_(1.0).mul_(0.5)
+        # d max(x, 0) / dx as torch.maximum's backward pass: 0 below 0, 1/2 at 0, 1 above.
+        return torch.heaviside(values, values.new_full((), 0.5))
 
     def soft_confusion_counts(labels, predictions, amplifying_scale, from_logits, weights, axis):
         predictions = as_tensor(predictions, None)
