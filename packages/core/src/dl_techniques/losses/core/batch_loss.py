@@ -108,8 +108,9 @@ class BatchLoss(keras.losses.Loss):
 
     def _as_compute_tensor(self, value: Any) -> Any:
         tensor = numerics.as_tensor(value)
-        if numerics.dtype_name(tensor).startswith(("float", "bfloat")):
-            return numerics.as_tensor(tensor, self.compute_dtype)
+        dtype, compute_dtype = numerics.dtype_name(tensor), self.compute_dtype
+        if dtype != compute_dtype and dtype.startswith(("float", "bfloat")):
+            return keras.ops.cast(tensor, compute_dtype)
         return tensor
 
 

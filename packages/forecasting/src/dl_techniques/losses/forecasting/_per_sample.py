@@ -2,15 +2,13 @@
 
 from typing import Any
 
-import keras
-
 from dl_techniques.losses.core import numerics, ops
 
 
 def as_float_pair(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     """Returns both tensors in the compute dtype: float32 for half inputs."""
     y_pred = numerics.upcast_half(y_pred)
-    y_true = numerics.as_float(keras.ops.convert_to_tensor(y_true), y_pred)
+    y_true = numerics.as_float(y_true, y_pred)
     return y_true, y_pred
 
 

@@ -32,6 +32,13 @@ def kernels() -> dict[str, Callable[..., Any]]:
             return value
         return keras.ops.cast(value, dtype)
 
+    def as_like(value, like):
+        # ``value`` as a tensor of the dtype of ``like``, on its device.
+        if isinstance(value, torch.Tensor) and value.dtype == like.dtype:
+            if value.device == like.device:
+                return value
+        return torch.as_tensor(value, device=like.device).to(like.dtype)
+
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
         logits = as_tensor(logits, None)
         labels = torch.as_tensor(labels, device=logits.device).long()
@@ -47,17 +54,17 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     def sigmoid_cross_entropy(labels, logits):
         logits = as_tensor(logits, None)
-        labels = torch.as_tensor(labels, device=logits.device).to(logits.dtype)
+        labels = as_like(labels, logits)
         return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
 
     def huber(y_true, y_pred, delta):
         y_pred = as_tensor(y_pred, None)
-        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        y_true = as_like(y_true, y_pred)
         return functional.huber_loss(y_pred, y_true, reduction="none", delta=float(delta))
 
     def huber_mean(y_true, y_pred, delta):
         y_pred = as_tensor(y_pred, None)
-        y_true = torch.as_tensor(y_true, device=y_pred.device).to(y_pred.dtype)
+        y_true = as_like(y_true, y_pred)
         return functional.huber_loss(y_pred, y_true, reduction="mean", delta=float(delta))
 
     class LovaszAbsoluteErrors(torch.autograd.Function):
@@ -114,9 +121,9 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     def lovasz_absolute_errors(labels, predictions, weights):
         predictions = as_tensor(predictions, None)
-        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        labels = as_like(labels, predictions)
         if weights is not None:
-            weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
+            weights = as_like(weights, predictions)
         return LovaszAbsoluteErrors.apply(labels.detach(), predictions, weights)
 
     def row_sums(values):
@@ -163,11 +170,11 @@ def kernels() -> dict[str, Callable[..., Any]]:
     def overlap_sums(labels, predictions, weights, axis):
         predictions = as_tensor(predictions, None)
         first = _first_summed_axis(predictions.dim(), axis)
-        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        labels = as_like(labels, predictions)
         # The summed axes as one axis of rows: (*lead, N, K).
         rows = (*predictions.shape[:first], -1, predictions.shape[-1])
         if weights is not None:
-            weights = torch.as_tensor(weights, device=predictions.device).to(predictions.dtype)
+            weights = as_like(weights, predictions)
             weights = weights.detach().reshape(rows[:-1]).unsqueeze(-1)
         return OverlapSums.apply(labels.reshape(rows), predictions.reshape(rows), weights)
 
@@ -238,7 +245,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     def soft_confusion_counts(labels, predictions, amplifying_scale, from_logits, weights, axis):
         predictions = as_tensor(predictions, None)
-        labels = torch.as_tensor(labels, device=predictions.device).to(predictions.dtype)
+        labels = as_like(labels, predictions)
         if weights is not None:
             weights = torch.as_tensor(weights, device=predictions.device)
             weights = weights.to(predictions.dtype).detach().expand_as(predictions)
