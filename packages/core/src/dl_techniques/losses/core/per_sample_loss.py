@@ -74,6 +74,9 @@ class PerSampleLoss(keras.losses.Loss):
             if _keras_mask(y_pred) is not None:
                 return False
             leaf = y_pred
+        elif type(y_pred) is dict and y_pred and keras.ops.is_tensor(y_pred[min(y_pred)]):
+            # keras.tree.flatten's first leaf of a dict of tensors: the smallest key's.
+            leaf = y_pred[min(y_pred)]
         else:
             leaves = keras.tree.flatten(y_pred)
             leaf = leaves[0] if leaves else None

@@ -49,7 +49,9 @@ class PairedBatch:
             ``None`` where they are the transpose of ``image_rows`` (the
             input gave only ``logits_per_image``, or embeddings on one
             replica), for the caller to read ``image_rows`` by columns.
-        positives: ``(b,)`` score of each local image with its own text.
+        positives: ``(b,)`` score of each local image with its own text;
+            ``None`` for embeddings scored with ``need_text_rows`` on one
+            replica, where it is the diagonal of ``image_rows``.
         text_positives: ``(b,)`` score of each local text with its own image
             when ``logits_per_text`` was given; ``None`` when it equals
             ``positives``.
@@ -248,7 +250,7 @@ def _from_embeddings(loss_name, image, text, need_text_rows):
         return PairedBatch(
             image_rows,
             None,
-            keras.ops.diagonal(image_rows),
+            None,
             image=image,
             texts=text,
             own_on_diagonal=True,

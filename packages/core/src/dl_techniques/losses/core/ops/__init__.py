@@ -51,7 +51,7 @@ Native kernels (:func:`native_backends` lists them per primitive):
 
 :func:`mean` is ``keras.ops.mean`` written as a sum times ``1/n``, whose
 backward in eager torch broadcasts a view instead of writing a full-size
-gradient.
+gradient; on torch the sum and the product are torch calls.
 
 Every function works eagerly and under ``tf.function``, ``jax.jit`` and
 ``torch.compile``, a first call inside a compiled function included: the
@@ -96,6 +96,7 @@ from dl_techniques.losses.core.ops._normalize import l2_normalize, l2_normalize_
 from dl_techniques.losses.core.ops._overlap import overlap_sums, overlap_sums_reference
 from dl_techniques.losses.core.ops._reductions import (
     mean,
+    mean_reference,
     softmax_expectation,
     softmax_expectation_reference,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "lgamma_increment",
     "lgamma_reference",
     "mean",
+    "mean_reference",
     "native_backends",
     "overlap_sums",
     "overlap_sums_reference",

@@ -14,7 +14,8 @@ def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
     an unknown size on ``axis`` this is ``keras.ops.mean``. Same value as
     ``keras.ops.mean``, but the gradient of a sum is a broadcast view of the
     incoming gradient, where eager torch writes a full-size tensor of
-    ``1/n`` for the gradient of a mean.
+    ``1/n`` for the gradient of a mean. On torch (``native_backends``) the
+    sum and the product are torch calls.
 
     Args:
         values: A tensor.
@@ -23,6 +24,11 @@ def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
     Returns:
         ``values`` reduced over ``axis``.
     """
+    return _dispatch("mean", mean_reference)(values, axis)
+
+
+def mean_reference(values: Any, axis: int | tuple[int, ...]) -> Any:
+    """:func:`mean` in ``keras.ops``."""
     values = keras.ops.convert_to_tensor(values)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     count = 1

@@ -41,16 +41,19 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     def softmax_cross_entropy(labels, logits, ignore_index, label_smoothing):
         logits = as_tensor(logits, None)
-        labels = torch.as_tensor(labels, device=logits.device).long()
-        classes = logits.shape[-1]
+        if not isinstance(labels, torch.Tensor) or labels.device != logits.device:
+            labels = torch.as_tensor(labels, device=logits.device)
+        labels = labels.long()
+        # cross_entropy takes (N, V) logits and (N,) labels as they are.
+        rows = logits.dim() == 2
         values = functional.cross_entropy(
-            logits.reshape(-1, classes),
-            labels.reshape(-1),
+            logits if rows else logits.reshape(-1, logits.shape[-1]),
+            labels if rows else labels.reshape(-1),
             ignore_index=-100 if ignore_index is None else int(ignore_index),
             label_smoothing=float(label_smoothing),
             reduction="none",
         )
-        return values.reshape(labels.shape)
+        return values if rows else values.reshape(labels.shape)
 
     def sigmoid_cross_entropy(labels, logits):
         logits = as_tensor(logits, None)
@@ -294,6 +297,14 @@ def kernels() -> dict[str, Callable[..., Any]]:
         ratio = numerator / torch.where(divisible, denominator, torch.ones_like(denominator))
         return torch.where(divisible, ratio, float(empty_value))
 
+    def mean(values, axis):
+        values = as_tensor(values, None)
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        count = 1
+        for index in axes:
+            count *= values.shape[index]
+        return values.sum(dim=axes) * (1.0 / count)
+
     def lgamma(x):
         return torch.lgamma(as_tensor(x, None))
 
@@ -306,6 +317,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
     return {
         "as_tensor": as_tensor,
         "lgamma": lgamma,
+        "mean": mean,
         "safe_divide": safe_divide,
         "l2_normalize": l2_normalize,
         "softmax_cross_entropy": softmax_cross_entropy,
