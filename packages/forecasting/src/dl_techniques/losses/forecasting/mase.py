@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.forecasting import _per_sample
@@ -81,11 +81,11 @@ class MASELoss(PerSampleLoss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         target, insample, y_pred = self._split(y_true, y_pred)
 
-        forecast_error = keras.ops.mean(keras.ops.abs(target - y_pred), axis=1)
+        forecast_error = ops.mean(keras.ops.abs(target - y_pred), axis=1)
         naive_error = keras.ops.abs(
             insample[:, self.seasonality :] - insample[:, : -self.seasonality]
         )
-        scale = keras.ops.mean(naive_error, axis=1)
+        scale = ops.mean(naive_error, axis=1)
         # A series with a zero scale contributes 0, with a finite (zero) gradient.
         return _per_sample.mean_over_non_batch_axes(numerics.safe_divide(forecast_error, scale))
 
