@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dl_techniques.losses.core import numerics, ops, scopes, shapes, validation
+from dl_techniques.losses.core.testing.numeric import backend_gradient
 
 BACKEND = keras.backend.backend()
 
@@ -195,6 +196,19 @@ def test_as_tensor_converts_a_variable_as_keras_does(as_tensor):
     result = as_tensor(variable, "float32")
     assert type(result) is type(keras.ops.convert_to_tensor(variable, "float32"))
     assert _value(result).tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("as_tensor", AS_TENSORS)
+@pytest.mark.parametrize("dtype", [None, "float32", "float16"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_gradient_flows_through_as_tensor(as_tensor, dtype, compiled):
+    # d/dx sum(3 x) = 3, through the identity and through a cast and back.
+    gradient = backend_gradient(
+        lambda x: keras.ops.sum(keras.ops.cast(as_tensor(x, dtype), "float32") * 3.0),
+        np.array([[0.5, -1.0], [2.0, 0.25]], dtype="float32"),
+        compiled=compiled,
+    )
+    assert gradient.tolist() == [[3.0, 3.0], [3.0, 3.0]]
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="only torch moves a tensor to Keras' device")
