@@ -203,7 +203,7 @@ def _native_kernels():
             (functional, "cross_entropy", "softmax_cross_entropy"),
             (functional, "binary_cross_entropy_with_logits", "sigmoid_cross_entropy"),
             (functional, "huber_loss", "huber"),
-            (functional, "huber_loss", "huber_mean"),
+            (torch.ops.aten.huber_loss, "default", "huber_mean"),
             (torch, "sort", "sort_descending"),
             (torch, "lgamma", "lgamma"),
             (torch.linalg, "vector_norm", "l2_normalize"),

@@ -60,8 +60,6 @@ def kernels() -> dict[str, Callable[..., Any]]:
         labels = as_like(labels, logits)
         return functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
 
-    huber_loss = torch.ops.aten.huber_loss.default
-
     def huber(y_true, y_pred, delta):
         y_pred = as_tensor(y_pred, None)
         y_true = as_like(y_true, y_pred)
@@ -72,7 +70,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         y_true = as_like(y_true, y_pred)
         # aten's kernel itself (reduction 1 is the mean): functional.huber_loss adds
         # a shape check and a broadcast in Python, and HuberLoss checks the shapes.
-        return huber_loss(y_pred, y_true, 1, float(delta))
+        return torch.ops.aten.huber_loss.default(y_pred, y_true, 1, float(delta))
 
     class LovaszAbsoluteErrors(torch.autograd.Function):
         # A few classes at a time: the sort's buffers stay small, and only the
