@@ -596,3 +596,35 @@ def test_a_first_call_inside_a_compiled_function_finds_the_kernels_built():
 
     huber = np.where(np.abs(x) <= 1.0, 0.5 * x**2, np.abs(x) - 0.5)
     np.testing.assert_allclose(result, huber / (np.abs(x) + 1.0), rtol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the device test of torch's as_tensor kernel")
+@pytest.mark.parametrize(
+    ("keras_device", "kept"),
+    [
+        ("cuda", {"cuda:1"}),
+        ("cuda:0", {"cuda:0"}),
+        ("cuda:1", {"cuda:1"}),
+        ("cpu", {"cpu"}),
+    ],
+)
+def test_the_torch_device_test_keeps_only_tensors_on_keras_device(monkeypatch, keras_device, kept):
+    # A machine with CUDA, whose current device is cuda:1; the tensors are
+    # stand-ins whose device is all the test reads.
+    import types
+
+    import torch
+    from keras.src.backend.torch import core as keras_torch_core
+
+    from dl_techniques.losses.core.ops import _torch
+
+    fake_torch = types.SimpleNamespace(
+        device=torch.device,
+        cuda=types.SimpleNamespace(is_available=lambda: True, current_device=lambda: 1),
+        backends=types.SimpleNamespace(mps=types.SimpleNamespace(is_available=lambda: False)),
+    )
+    monkeypatch.setattr(keras_torch_core, "get_device", lambda: keras_device)
+    on_keras_device = _torch._keras_device_test(fake_torch)
+    for device in ["cpu", "cuda:0", "cuda:1"]:
+        tensor = types.SimpleNamespace(device=torch.device(device))
+        assert on_keras_device(tensor) == (device in kept), device
