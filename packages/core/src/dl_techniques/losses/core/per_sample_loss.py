@@ -74,11 +74,10 @@ class PerSampleLoss(keras.losses.Loss):
             if _keras_mask(y_pred) is not None:
                 return False
             leaf = y_pred
-        elif type(y_pred) is dict and y_pred and keras.ops.is_tensor(y_pred[min(y_pred)]):
-            # keras.tree.flatten's first leaf of a dict of tensors: the smallest key's.
-            leaf = y_pred[min(y_pred)]
         else:
-            leaves = keras.tree.flatten(y_pred)
+            # keras.tree.flatten's first leaf; a dict's is in its smallest key's value.
+            first = y_pred[min(y_pred)] if type(y_pred) is dict and y_pred else y_pred
+            leaves = [first] if keras.ops.is_tensor(first) else keras.tree.flatten(first)
             leaf = leaves[0] if leaves else None
         # An empty batch, or one of unknown size, goes through Keras' own reduction.
         shape = tuple(getattr(leaf, "shape", ()))

@@ -30,14 +30,22 @@ def mean(values: Any, axis: int | tuple[int, ...]) -> Any:
 def mean_reference(values: Any, axis: int | tuple[int, ...]) -> Any:
     """:func:`mean` in ``keras.ops``."""
     values = keras.ops.convert_to_tensor(values)
+    axes, count = averaged_axes(values, axis)
+    if count is None:
+        return keras.ops.mean(values, axis=axes)
+    return keras.ops.sum(values, axis=axes) * (1.0 / count)
+
+
+def averaged_axes(values: Any, axis: int | tuple[int, ...]) -> tuple[tuple[int, ...], int | None]:
+    """``axis`` as a tuple, and the number of values a mean over it averages (None if unknown)."""
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     count = 1
     for index in axes:
         size = values.shape[index]
         if size is None:
-            return keras.ops.mean(values, axis=axes)
+            return axes, None
         count *= int(size)
-    return keras.ops.sum(values, axis=axes) * (1.0 / count)
+    return axes, count
 
 
 def softmax_expectation(logits: Any) -> Any:

@@ -13,6 +13,7 @@ from dl_techniques.losses.core.ops._dtypes import dtype_name
 from dl_techniques.losses.core.ops._masked import _each_output
 from dl_techniques.losses.core.ops._normalize import NORM_EPSILON
 from dl_techniques.losses.core.ops._overlap import _first_summed_axis, _row_block
+from dl_techniques.losses.core.ops._reductions import averaged_axes
 
 # Elements of the classes the torch kernel sorts at once.
 _LOVASZ_CHUNK_ELEMENTS = 2**19
@@ -301,10 +302,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
 
     def mean(values, axis):
         values = as_tensor(values, None)
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
-        count = 1
-        for index in axes:
-            count *= values.shape[index]
+        axes, count = averaged_axes(values, axis)
         return values.sum(dim=axes) * (1.0 / count)
 
     def lgamma(x):
