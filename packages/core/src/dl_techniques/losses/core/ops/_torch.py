@@ -303,6 +303,8 @@ def kernels() -> dict[str, Callable[..., Any]]:
     def mean(values, axis):
         values = as_tensor(values, None)
         axes, count = averaged_axes(values, axis)
+        if count is None:
+            return values.mean(dim=axes)
         return values.sum(dim=axes) * (1.0 / count)
 
     def lgamma(x):
