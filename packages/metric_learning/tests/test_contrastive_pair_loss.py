@@ -59,6 +59,14 @@ def test_duplicate_embeddings_give_finite_gradients(distance):
     assert np.all(np.isfinite(backend_gradient(lambda v: loss(labels, v), embeddings)))
 
 
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_a_nan_embedding_gives_a_nan_loss(distance):
+    embeddings = np.random.default_rng(3).normal(size=(6, 3)).astype("float32")
+    embeddings[2, 1] = np.nan
+    value = ContrastivePairLoss(distance=distance)([0, 0, 1, 1, 2, 2], embeddings)
+    assert np.isnan(as_numpy(value))
+
+
 def test_a_single_sample_has_no_pair_and_gives_zero():
     np.testing.assert_allclose(as_numpy(ContrastivePairLoss()([0], [[1.0, 2.0]])), 0.0)
 

@@ -87,6 +87,15 @@ def test_duplicate_embeddings_give_finite_gradients(mining, distance):
     assert np.all(np.isfinite(gradient))
 
 
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("mining", MINING)
+def test_a_nan_embedding_gives_a_nan_loss(mining, distance):
+    labels, embeddings = random_batch(3)
+    embeddings[2, 1] = np.nan
+    value = TripletLoss(mining=mining, distance=distance)(labels, embeddings)
+    assert np.isnan(as_numpy(value))
+
+
 def test_integer_labels_as_floats_and_a_trailing_axis_are_accepted():
     loss = TripletLoss(mining="batch_all")
     expected = as_numpy(loss(LABELS, LINE))

@@ -1,44 +1,12 @@
-"""Pairwise distances and label masks shared by the metric-learning losses."""
+"""Label masks and input checks shared by the metric-learning losses."""
 
 from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import shapes, validation
+from dl_techniques.losses.core import ops, shapes, validation
 
-DISTANCES = ("euclidean", "squared_euclidean", "cosine")
-
-# The squared norm of an embedding is floored at this value before the
-# square root of the cosine normalisation, so an all-zero embedding has a
-# finite gradient.
-_NORM_FLOOR = 1e-24
-
-
-def pairwise_distances(embeddings: Any, distance: str) -> Any:
-    """Returns the ``(B, B)`` matrix of distances between the rows of ``embeddings``.
-
-    ``"squared_euclidean"`` is ``||a||^2 + ||b||^2 - 2 a.b`` floored at 0 with
-    an exact zero diagonal; ``"euclidean"`` is its square root, taken only
-    where it is positive so that the gradient at coincident embeddings is 0,
-    not infinite; ``"cosine"`` is ``1 - cos(a, b)``.
-    """
-    if distance == "cosine":
-        squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1, keepdims=True)
-        unit = embeddings / keras.ops.sqrt(keras.ops.maximum(squared_norm, _NORM_FLOOR))
-        return 1.0 - keras.ops.matmul(unit, keras.ops.transpose(unit))
-    squared_norm = keras.ops.sum(keras.ops.square(embeddings), axis=-1)
-    gram = keras.ops.matmul(embeddings, keras.ops.transpose(embeddings))
-    squared = keras.ops.expand_dims(squared_norm, 1) + keras.ops.expand_dims(squared_norm, 0)
-    squared = keras.ops.maximum(squared - 2.0 * gram, 0.0)
-    off_diagonal = keras.ops.logical_not(
-        keras.ops.eye(keras.ops.shape(embeddings)[0], dtype="bool")
-    )
-    squared = keras.ops.where(off_diagonal, squared, keras.ops.zeros_like(squared))
-    if distance == "squared_euclidean":
-        return squared
-    positive = squared > 0.0
-    root = keras.ops.sqrt(keras.ops.where(positive, squared, keras.ops.ones_like(squared)))
-    return keras.ops.where(positive, root, keras.ops.zeros_like(squared))
+DISTANCES = ops.PAIRWISE_DISTANCES
 
 
 def same_label_masks(labels: Any) -> tuple[Any, Any]:
@@ -79,7 +47,7 @@ def mine(
 
     Returns:
         ``(distances, positive, negative)``, each ``(B, B)``: the
-        :func:`pairwise_distances` of the embeddings and the
+        :func:`~dl_techniques.losses.core.ops.pairwise_distances` of the embeddings and the
         :func:`same_label_masks` of the labels.
 
     Raises:
@@ -88,7 +56,7 @@ def mine(
     """
     _reject_sample_weight(owner, sample_weight)
     labels, embeddings = labels_and_embeddings(owner, y_true, y_pred)
-    return (pairwise_distances(embeddings, distance), *same_label_masks(labels))
+    return (ops.pairwise_distances(embeddings, distance), *same_label_masks(labels))
 
 
 def _reject_sample_weight(owner: str, sample_weight: Any) -> None:

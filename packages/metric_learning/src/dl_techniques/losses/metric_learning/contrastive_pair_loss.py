@@ -81,8 +81,8 @@ class ContrastivePairLoss(BatchLoss):
         )
         pulled = keras.ops.square(distances)
         pushed = keras.ops.square(keras.ops.relu(self.margin - distances))
-        zeros = keras.ops.zeros_like(distances)
-        losses = keras.ops.where(positive, pulled, zeros) + keras.ops.where(negative, pushed, zeros)
+        # The masks are disjoint; the diagonal is in neither.
+        losses = keras.ops.where(negative, pushed, keras.ops.where(positive, pulled, 0.0))
         # Each unordered pair appears twice off the diagonal, with equal terms.
         batch = keras.ops.cast(keras.ops.shape(distances)[0], distances.dtype)
         return numerics.safe_divide(keras.ops.sum(losses), batch * (batch - 1.0))

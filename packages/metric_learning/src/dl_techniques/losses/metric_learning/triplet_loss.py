@@ -142,15 +142,14 @@ def _batch_all(distances, positive, negative, margin):
 
 
 def _batch_hard(distances, positive, negative, margin):
-    zeros = keras.ops.zeros_like(distances)
     # Distances are >= 0, so 0 never wins the maximum over a non-empty set,
     # and one more than the largest distance never wins the minimum.
-    beyond = keras.ops.full_like(distances, 1.0) + keras.ops.max(keras.ops.stop_gradient(distances))
-    hardest_positive = _masked_extreme(distances, positive, zeros, keras.ops.max, 1)
+    beyond = 1.0 + keras.ops.max(keras.ops.stop_gradient(distances))
+    hardest_positive = _masked_extreme(distances, positive, 0.0, keras.ops.max, 1)
     hardest_negative = _masked_extreme(distances, negative, beyond, keras.ops.min, 1)
     valid = keras.ops.logical_and(keras.ops.any(positive, axis=1), keras.ops.any(negative, axis=1))
     losses = keras.ops.relu(hardest_positive - hardest_negative + margin)
-    total = keras.ops.sum(keras.ops.where(valid, losses, keras.ops.zeros_like(losses)))
+    total = keras.ops.sum(keras.ops.where(valid, losses, 0.0))
     return numerics.safe_divide(total, _count(valid, losses))
 
 

@@ -26,6 +26,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
   ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
   autograd function that keeps only each pixel's slope for the backward pass.
+- ``pairwise_distances``: torch: both Euclidean distances in one autograd
+  function (a Gram matrix, an in-place clamp and diagonal), whose backward
+  pass is one ``addmm``; the cosine distance from ``l2_normalize``'s computation.
 - ``pairwise_where``: ``torch.nonzero`` of the mask, the function on the
   gathered pairs only, and one ``index_put`` per value into its fill.
 - ``rowwise_where``: the same for single rows: ``torch.nonzero`` of the mask,
@@ -75,6 +78,11 @@ from dl_techniques.losses.core.ops._cross_entropy import (
     softmax_cross_entropy_reference,
 )
 from dl_techniques.losses.core.ops._dispatch import native_backends, preload_native_kernels
+from dl_techniques.losses.core.ops._distances import (
+    PAIRWISE_DISTANCES,
+    pairwise_distances,
+    pairwise_distances_reference,
+)
 from dl_techniques.losses.core.ops._huber import (
     huber,
     huber_mean,
@@ -127,6 +135,9 @@ __all__ = [
     "overlap_sums",
     "overlap_sums_reference",
     "preload_native_kernels",
+    "PAIRWISE_DISTANCES",
+    "pairwise_distances",
+    "pairwise_distances_reference",
     "pairwise_where",
     "pairwise_where_reference",
     "rowwise_where",

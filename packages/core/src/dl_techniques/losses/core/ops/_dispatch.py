@@ -26,6 +26,7 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "l2_normalize": frozenset({"torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),
     "overlap_sums": frozenset({"tensorflow", "torch"}),
+    "pairwise_distances": frozenset({"torch"}),
     "pairwise_where": frozenset({"torch"}),
     "safe_divide": frozenset({"torch"}),
     "rowwise_where": frozenset({"torch"}),

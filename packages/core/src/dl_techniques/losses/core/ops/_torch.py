@@ -307,6 +307,50 @@ def kernels() -> dict[str, Callable[..., Any]]:
             return values.mean(dim=axes)
         return values.sum(dim=axes) * (1.0 / count)
 
+    class PairwiseEuclidean(torch.autograd.Function):
+        # ||x_i||^2 + ||x_j||^2 - 2 x_i . x_j, clamped at 0 with a zero diagonal,
+        # or its square root. From the gradient R of the squared distances, the
+        # embeddings' gradient is 2 (diag(rowsum(S)) - S) X with S = R + R^T.
+
+        @staticmethod
+        def forward(ctx, embeddings, root):
+            squared_norm = embeddings.square().sum(-1)
+            gram = torch.mm(embeddings, embeddings.T)
+            squared = (squared_norm[:, None] + squared_norm[None, :]).sub_(gram, alpha=2.0)
+            if root:
+                distances = squared.clamp_min_(0.0).fill_diagonal_(0.0).sqrt_()
+                ctx.save_for_backward(embeddings, distances)
+            else:
+                # d max(s, 0) / ds as torch.maximum's backward pass: 1/2 at 0.
+                gate = maximum_gate(squared).fill_diagonal_(0.0)
+                distances = squared.clamp_min_(0.0).fill_diagonal_(0.0)
+                ctx.save_for_backward(embeddings, gate)
+            ctx.root = root
+            return distances
+
+        @staticmethod
+        def backward(ctx, gradient):
+            embeddings, saved = ctx.saved_tensors
+            if ctx.root:
+                # d sqrt(s) / ds = 1 / (2 sqrt(s)) where s > 0, and 0 where the
+                # distance is 0; the 1/2 is taken out of the factor 2 below.
+                incoming = (gradient / saved).masked_fill_(saved == 0.0, 0.0)
+                scale = 1.0
+            else:
+                incoming = gradient * saved
+                scale = 2.0
+            symmetric = incoming + incoming.T
+            spread = embeddings * symmetric.sum(-1, keepdim=True)
+            return torch.addmm(spread, symmetric, embeddings, beta=scale, alpha=-scale), None
+
+    def pairwise_distances(embeddings, distance):
+        embeddings = as_tensor(embeddings, None)
+        if distance != "cosine":
+            return PairwiseEuclidean.apply(embeddings, distance == "euclidean")
+        norms = torch.linalg.vector_norm(embeddings, dim=-1, keepdim=True)
+        unit = embeddings / norms.clamp_min(NORM_EPSILON)
+        return torch.mm(unit, unit.T).neg_().add_(1.0)
+
     def lgamma(x):
         return torch.lgamma(as_tensor(x, None))
 
@@ -324,6 +368,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         "l2_normalize": l2_normalize,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
+        "pairwise_distances": pairwise_distances,
         "pairwise_where": pairwise_where,
         "rowwise_where": rowwise_where,
         "huber": huber,
