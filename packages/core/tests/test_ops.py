@@ -347,6 +347,41 @@ def test_softmax_expectation_leaves_the_reference_softmax_where_native(monkeypat
     assert ops.native_backends("softmax_expectation") == ("jax",)
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_softmax_matches_numpy_value_and_gradient(axis, compiled):
+    weights = RNG.normal(size=LOGITS.shape).astype("float32")
+
+    values = as_numpy(ops.softmax(keras.ops.convert_to_tensor(LOGITS), axis))
+    gradient = backend_gradient(
+        lambda logits: keras.ops.sum(
+            ops.softmax(logits, axis) * keras.ops.convert_to_tensor(weights)
+        ),
+        LOGITS,
+        compiled=compiled,
+    )
+
+    probabilities = softmax(np.moveaxis(LOGITS.astype("float64"), axis, -1))
+    probabilities = np.moveaxis(probabilities, -1, axis)
+    np.testing.assert_allclose(values, probabilities, rtol=1e-5, atol=1e-7)
+    # d (sum w p) / d x_k = p_k (w_k - sum_j w_j p_j).
+    mixed = (weights * probabilities).sum(axis, keepdims=True)
+    np.testing.assert_allclose(gradient, probabilities * (weights - mixed), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_softmax_of_a_row_with_a_nan_logit_is_nan_on_every_backend(compiled):
+    logits = LOGITS.copy()
+    logits[1, 2, 0] = np.nan
+    function = _compiled(lambda x: ops.softmax(x, -1)) if compiled else (lambda x: ops.softmax(x))
+
+    values = as_numpy(function(keras.ops.convert_to_tensor(logits)))
+
+    assert np.all(np.isnan(values[1, 2]))
+    values[1, 2] = 0.0
+    assert np.all(np.isfinite(values))
+
+
 PAIR_FIRST = RNG.normal(size=(2, 3, 4)).astype("float32")
 PAIR_SECOND = RNG.normal(size=(2, 5, 4)).astype("float32")
 PAIR_MASK = RNG.uniform(size=(2, 3, 5)) < 0.4

@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 
 SPIEGELHALTER_EPSILON = 1e-7
 """The constant under the square root of the Spiegelhalter denominator."""
@@ -63,7 +63,7 @@ def probabilities(y_pred: Any, from_logits: bool) -> Any:
         return y_pred
     if y_pred.shape[-1] == 1:
         return keras.ops.sigmoid(y_pred)
-    return keras.ops.softmax(y_pred, axis=-1)
+    return ops.softmax(y_pred, axis=-1)
 
 
 def check_value_ranges(owner: str, y_true: Any, y_pred: Any, from_logits: bool) -> None:

@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import ops, validation
 from dl_techniques.losses.core.distributed import all_mean
 from dl_techniques.losses.core.numerics import holds_values, safe_divide, upcast_half
 from dl_techniques.losses.core.serialization import register_serializable
@@ -98,7 +98,7 @@ class TeacherCenterLayer(keras.layers.Layer):
         teacher_logits = upcast_half(teacher_logits)
         center = keras.ops.cast(self.center, teacher_logits.dtype)
         temperature = keras.ops.cast(self.teacher_temp, teacher_logits.dtype)
-        return keras.ops.softmax((teacher_logits - center) / temperature, axis=-1)
+        return ops.softmax((teacher_logits - center) / temperature, axis=-1)
 
     def set_teacher_temp(self, value: float) -> None:
         """Sets the teacher temperature used from the next step on.

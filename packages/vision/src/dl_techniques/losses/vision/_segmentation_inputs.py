@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, validation
+from dl_techniques.losses.core import numerics, ops, validation
 from dl_techniques.losses.core.shapes import shapes_match, static_shape
 from dl_techniques.losses.vision.segmentation_loss_config import SegmentationLossConfig
 
@@ -99,7 +99,7 @@ def prepare_multiclass(
         labels, valid = _one_hot_labels(config, y_true, y_pred.dtype)
 
     if config.from_logits:
-        probabilities = keras.ops.softmax(y_pred, axis=-1)
+        probabilities = ops.softmax(y_pred, axis=-1)
 
         def log_probabilities():
             return _flatten(keras.ops.log_softmax(y_pred, axis=-1), classes)

@@ -5,7 +5,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 
@@ -99,7 +99,7 @@ class BoundaryLoss(PerSampleLoss):
         classes = y_pred.shape[-1]
         if self.from_logits:
             probabilities = (
-                keras.ops.sigmoid(y_pred) if classes == 1 else keras.ops.softmax(y_pred, axis=-1)
+                keras.ops.sigmoid(y_pred) if classes == 1 else ops.softmax(y_pred, axis=-1)
             )
         else:
             validation.check_probabilities(owner, "y_pred", y_pred)

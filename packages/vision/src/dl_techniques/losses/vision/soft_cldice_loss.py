@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import numerics, shapes, validation
+from dl_techniques.losses.core import numerics, ops, shapes, validation
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.vision import _soft_skeleton
@@ -148,7 +148,7 @@ class SoftCLDiceLoss(PerSampleLoss):
             if classes == 1:
                 probabilities = keras.ops.sigmoid(y_pred)
             else:
-                probabilities = keras.ops.softmax(y_pred, axis=-1)
+                probabilities = ops.softmax(y_pred, axis=-1)
         else:
             validation.check_probabilities(owner, "y_pred", y_pred)
             probabilities = y_pred

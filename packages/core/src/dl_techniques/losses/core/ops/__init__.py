@@ -52,6 +52,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
   was 1.4x slower than the argsort and gathers of the reference, measured on
   Lovasz-softmax at 4x128x128x19, so jax runs the reference.)
 
+:func:`softmax` is ``keras.ops.softmax`` with a NaN logit's row NaN on TensorFlow
+too, whose eager kernel gives 0 beside it.
+
 :func:`mean` is ``keras.ops.mean`` written as a sum times ``1/n``, whose
 backward in eager torch broadcasts a view instead of writing a full-size
 gradient; on torch the sum and the product are torch calls.
@@ -105,6 +108,7 @@ from dl_techniques.losses.core.ops._overlap import overlap_sums, overlap_sums_re
 from dl_techniques.losses.core.ops._reductions import (
     mean,
     mean_reference,
+    softmax,
     softmax_expectation,
     softmax_expectation_reference,
 )
@@ -146,6 +150,7 @@ __all__ = [
     "sigmoid_cross_entropy_reference",
     "soft_confusion_counts",
     "soft_confusion_counts_reference",
+    "softmax",
     "softmax_expectation",
     "softmax_expectation_reference",
     "softmax_cross_entropy",

@@ -72,3 +72,31 @@ def softmax_expectation_reference(logits: Any) -> Any:
     probabilities = keras.ops.softmax(keras.ops.convert_to_tensor(logits), axis=-1)
     bins = keras.ops.arange(probabilities.shape[-1], dtype=probabilities.dtype)
     return keras.ops.sum(probabilities * bins, axis=-1)
+
+
+def softmax(logits: Any, axis: int = -1) -> Any:
+    """``keras.ops.softmax`` whose whole row is NaN where one of its logits is, on every backend.
+
+    ```
+    softmax(x)_i = exp(x_i - max_j x_j) / sum_j exp(x_j - max_j x_j)
+    ```
+
+    TensorFlow's eager kernel (``tf.nn.softmax``) gives 0, not NaN, beside a
+    NaN logit, so a loss that then drops the NaN's class (a background
+    channel) would turn NaN input into a finite value. On TensorFlow the
+    row's maximum, NaN for such a row, replaces the row; jax, torch and XLA
+    propagate the NaN themselves.
+
+    Args:
+        logits: Float logits.
+        axis: The class axis.
+
+    Returns:
+        Probabilities of the shape and dtype of ``logits``.
+    """
+    logits = keras.ops.convert_to_tensor(logits)
+    probabilities = keras.ops.softmax(logits, axis=axis)
+    if keras.backend.backend() != "tensorflow":
+        return probabilities
+    row_max = keras.ops.max(logits, axis=axis, keepdims=True)
+    return keras.ops.where(keras.ops.isnan(row_max), row_max, probabilities)
