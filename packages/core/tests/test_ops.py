@@ -188,6 +188,8 @@ def test_native_backends_names_each_primitive_and_rejects_an_unknown_one():
     assert ops.native_backends("huber") == ("torch",)
     assert ops.native_backends("huber_mean") == ("torch",)
     assert ops.native_backends("mean") == ("torch",)
+    assert ops.native_backends("lgamma_increment") == ("torch",)
+    assert ops.native_backends("pairwise_distances") == ("torch",)
     assert ops.native_backends("sort_descending") == ("torch",)
     with pytest.raises(ValueError, match="unknown primitive 'dice'"):
         ops.native_backends("dice")
@@ -565,18 +567,49 @@ def test_lgamma_and_its_reference_match_the_standard_library(x):
         np.testing.assert_allclose(value, exact, rtol=2e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("function", [ops.lgamma_increment, ops.lgamma_increment_reference])
 @settings(max_examples=hypothesis_examples(20), deadline=None)
 @given(x=st.floats(1e-3, 1e6), increment=st.floats(0.0, 1e3))
-def test_lgamma_increment_keeps_precision_for_large_arguments(x, increment):
+def test_lgamma_increment_keeps_precision_for_large_arguments(function, x, increment):
     x, increment = float(np.float32(x)), float(np.float32(increment))
     value = as_numpy(
-        ops.lgamma_increment(
+        function(
             keras.ops.convert_to_tensor([x], dtype="float32"),
             keras.ops.convert_to_tensor([increment], dtype="float32"),
         )
     )[0]
     exact = math.lgamma(x + increment) - math.lgamma(x)
     np.testing.assert_allclose(value, exact, rtol=1e-5, atol=1e-5)
+
+
+def _digamma(x):
+    """The derivative of math.lgamma by a float64 central difference (error about 1e-9)."""
+    step = 1e-4 * max(1.0, x)
+    return (math.lgamma(x + step) - math.lgamma(x - step)) / (2.0 * step)
+
+
+@pytest.mark.parametrize("function", [ops.lgamma_increment, ops.lgamma_increment_reference])
+@pytest.mark.parametrize("increment_kind", ["number", "tensor"])
+def test_lgamma_increment_value_and_gradients_are_digamma_differences(function, increment_kind):
+    x = np.array([0.5, 3.0, 40.0, 2500.0], dtype="float32")
+    increments = np.array([0.5, 0.5, 0.5, 0.5], dtype="float32")
+    increment = 0.5 if increment_kind == "number" else keras.ops.convert_to_tensor(increments)
+
+    value = as_numpy(function(keras.ops.convert_to_tensor(x), increment))
+    gradient = backend_gradient(lambda t: keras.ops.sum(function(t, increment)), x)
+    increment_gradient = backend_gradient(
+        lambda d: keras.ops.sum(function(keras.ops.convert_to_tensor(x), d)), increments
+    )
+
+    wide = x.astype("float64")
+    exact = [math.lgamma(v + 0.5) - math.lgamma(v) for v in wide]
+    np.testing.assert_allclose(value, exact, rtol=1e-5, atol=1e-6)
+    # d/dx = digamma(x + d) - digamma(x); d/dd = digamma(x + d).
+    expected = [_digamma(v + 0.5) - _digamma(v) for v in wide]
+    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        increment_gradient, [_digamma(v + 0.5) for v in wide], rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("function", [ops.lgamma, ops.lgamma_reference])

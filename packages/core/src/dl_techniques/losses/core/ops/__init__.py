@@ -19,6 +19,8 @@ Native kernels (:func:`native_backends` lists them per primitive):
   ``torch.nn.functional.normalize`` computes it.
 - ``lgamma``: ``torch.lgamma``, ``tf.math.lgamma``, ``jax.lax.lgamma`` (Keras
   has no op; the reference is Lanczos' approximation).
+- ``lgamma_increment``: torch: the difference of two ``torch.lgamma`` in float64
+  (the reference rearranges two Lanczos approximations, a few dozen operations).
 - ``softmax_expectation``: jax: the ratio of two sums of ``exp(x - max)``, one
   division per row (the reference divides every exponential, and XLA's CPU
   backend writes that broadcast reciprocal out).
@@ -92,7 +94,12 @@ from dl_techniques.losses.core.ops._huber import (
     huber_mean_reference,
     huber_reference,
 )
-from dl_techniques.losses.core.ops._lgamma import lgamma, lgamma_increment, lgamma_reference
+from dl_techniques.losses.core.ops._lgamma import (
+    lgamma,
+    lgamma_increment,
+    lgamma_increment_reference,
+    lgamma_reference,
+)
 from dl_techniques.losses.core.ops._lovasz import (
     lovasz_absolute_errors,
     lovasz_absolute_errors_reference,
@@ -132,6 +139,7 @@ __all__ = [
     "l2_normalize_reference",
     "lgamma",
     "lgamma_increment",
+    "lgamma_increment_reference",
     "lgamma_reference",
     "mean",
     "mean_reference",

@@ -22,6 +22,7 @@ _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "huber": frozenset({"torch"}),
     "huber_mean": frozenset({"torch"}),
     "lgamma": frozenset({"jax", "tensorflow", "torch"}),
+    "lgamma_increment": frozenset({"torch"}),
     "mean": frozenset({"torch"}),
     "l2_normalize": frozenset({"torch"}),
     "lovasz_absolute_errors": frozenset({"torch"}),

@@ -54,21 +54,29 @@ def lgamma_reference(x: Any) -> Any:
 def lgamma_increment(x: Any, increment: Any) -> Any:
     """``log Gamma(x + d) - log Gamma(x)`` for ``x > 0``, ``d >= 0``, at float32 precision.
 
-    The difference of two Lanczos approximations, rearranged so that their
-    large common part cancels exactly instead of in float32:
+    For ``x = 1e4`` the difference of two float32 values of ``lgamma`` near
+    8e4 keeps about 0.01; both paths keep float32 precision of the result,
+    and give exactly 0 at ``d = 0``. The torch kernel takes the difference of
+    ``torch.lgamma`` in float64; the reference rearranges two Lanczos
+    approximations so that their large common part cancels exactly.
+
+    Args:
+        x: Positive floats.
+        increment: Non-negative floats ``d``, broadcastable with ``x``.
+
+    Returns:
+        A tensor of the broadcast shape, in the dtype of ``x``.
+    """
+    return _dispatch("lgamma_increment", lgamma_increment_reference)(x, increment)
+
+
+def lgamma_increment_reference(x: Any, increment: Any) -> Any:
+    """:func:`lgamma_increment` in ``keras.ops``: the difference of two Lanczos approximations.
 
     ```
     (x + 0.5) log(1 + d / (x + 5.5)) + d log(x + 5.5 + d) - d
         + log(series(x + d) / series(x)) - log(1 + d / x)
     ```
-
-    For ``x = 1e4`` the difference of two float32 values of ``lgamma`` near
-    8e4 keeps about 0.01; this keeps float32 precision of the result, and is
-    exactly 0 at ``d = 0``. No backend has a fused kernel for it.
-
-    Args:
-        x: Positive floats.
-        increment: Non-negative floats ``d``, broadcastable with ``x``.
     """
     x = keras.ops.convert_to_tensor(x)
     shifted = x + _LANCZOS_SHIFT

@@ -354,6 +354,14 @@ def kernels() -> dict[str, Callable[..., Any]]:
     def lgamma(x):
         return torch.lgamma(as_tensor(x, None))
 
+    def lgamma_increment(x, increment):
+        # float64 keeps the difference of two values near x log x at float32 precision.
+        x = as_tensor(x, None)
+        wide = x.double()
+        if not isinstance(increment, float | int):
+            increment = as_like(increment, wide)
+        return (torch.lgamma(wide + increment) - torch.lgamma(wide)).to(x.dtype)
+
     def l2_normalize(values):
         # functional.normalize's computation, without its Python-level norm dispatch.
         values = as_tensor(values, None)
@@ -363,6 +371,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
     return {
         "as_tensor": as_tensor,
         "lgamma": lgamma,
+        "lgamma_increment": lgamma_increment,
         "mean": mean,
         "safe_divide": safe_divide,
         "l2_normalize": l2_normalize,
