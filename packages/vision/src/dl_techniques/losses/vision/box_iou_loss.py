@@ -146,14 +146,19 @@ def _corners(boxes):
 
 
 def _lower(first, second):
-    # At a tie each argument gets half the gradient, as torch.minimum shares
-    # it; backends differ there (tensorflow gives it all to one argument).
+    # At a tie each argument gets half the gradient, as torch.minimum and
+    # jax's minimum share it; tensorflow gives it all to one argument, so
+    # there a tie is the mean of the two.
+    if keras.backend.backend() != "tensorflow":
+        return keras.ops.minimum(first, second)
     return keras.ops.where(
         first == second, (first + second) / 2.0, keras.ops.minimum(first, second)
     )
 
 
 def _upper(first, second):
+    if keras.backend.backend() != "tensorflow":
+        return keras.ops.maximum(first, second)
     return keras.ops.where(
         first == second, (first + second) / 2.0, keras.ops.maximum(first, second)
     )
