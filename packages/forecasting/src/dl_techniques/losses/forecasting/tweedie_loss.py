@@ -80,13 +80,13 @@ class TweedieLoss(PerSampleLoss):
 
         one_minus_p, two_minus_p = 1.0 - self.power, 2.0 - self.power
         # y**(2 - p) does not depend on the forecast: it only makes d(mu, mu) = 0.
-        target_term = keras.ops.power(keras.ops.maximum(y_true, 0.0), two_minus_p) / (
-            one_minus_p * two_minus_p
+        target_term = keras.ops.power(keras.ops.relu(y_true), two_minus_p) * (
+            2.0 / (one_minus_p * two_minus_p)
         )
-        cross_term = y_true * keras.ops.exp(one_minus_p * y_pred) / one_minus_p
-        mean_term = keras.ops.exp(two_minus_p * y_pred) / two_minus_p
-        deviance = 2.0 * (target_term - cross_term + mean_term)
-        return _per_sample.mean_over_non_batch_axes(deviance)
+        # 2 mu^(2-p) / (2-p) - 2 y mu^(1-p) / (1-p), each power its own exponential.
+        mean_term = keras.ops.exp(two_minus_p * y_pred) * (2.0 / two_minus_p)
+        cross_term = y_true * keras.ops.exp(one_minus_p * y_pred) * (2.0 / one_minus_p)
+        return _per_sample.mean_over_non_batch_axes(target_term - cross_term + mean_term)
 
     def get_config(self) -> dict[str, Any]:
         return {
