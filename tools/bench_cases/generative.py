@@ -150,7 +150,7 @@ CASES = [
         run_language_model,
         params={"batch": 8, "length": 512, "vocab": 32000},
         quick={"batch": 2, "length": 16, "vocab": 64},
-        repetitions=10,
+        repetitions=20,
         warmup=2,
     ),
     Case(
