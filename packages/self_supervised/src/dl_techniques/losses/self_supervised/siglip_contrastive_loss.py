@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from dl_techniques.losses.core import validation
+from dl_techniques.losses.core import ops, validation
 from dl_techniques.losses.core.per_sample_loss import PerSampleLoss
 from dl_techniques.losses.core.serialization import register_serializable
 from dl_techniques.losses.self_supervised import _contrastive
@@ -154,6 +154,10 @@ class SigLIPContrastiveLoss(PerSampleLoss):
             # with an unknown batch) is scored in one block: a loop over a
             # run-time block count has no gradient under XLA.
             return block_sum(columns, *arguments)
+        if image is not None:
+            return ops.blockwise_softplus_sums(
+                image, columns, self.temperature, self.bias, self.chunk_size
+            )
         # Recomputing each block in the backward pass keeps its (B, chunk)
         # logits out of the saved activations, so the gradient too needs
         # O(B * chunk) memory. The block count is static: one traced block

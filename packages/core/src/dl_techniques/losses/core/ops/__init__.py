@@ -24,6 +24,9 @@ Native kernels (:func:`native_backends` lists them per primitive):
 - ``softmax_expectation``: jax: the ratio of two sums of ``exp(x - max)``, one
   division per row (the reference divides every exponential, and XLA's CPU
   backend writes that broadcast reciprocal out).
+- ``blockwise_softplus_sums``: torch: one autograd function that adds each
+  block's row gradient to a ``(B, D)`` sum in the forward pass, so the backward
+  pass recomputes blocks only for the columns' gradient.
 - ``huber`` and ``huber_mean``: ``torch.nn.functional.huber_loss`` (``reduction``
   ``"none"`` and ``"mean"``).
 - ``lovasz_absolute_errors``: ``torch.sort`` a few classes at a time in one
@@ -72,6 +75,10 @@ the two paths (``_dispatch``), and one module of native kernels per backend
 the dispatch first needs it.
 """
 
+from dl_techniques.losses.core.ops._blockwise import (
+    blockwise_softplus_sums,
+    blockwise_softplus_sums_reference,
+)
 from dl_techniques.losses.core.ops._confusion import (
     soft_confusion_counts,
     soft_confusion_counts_reference,
@@ -129,6 +136,8 @@ from dl_techniques.losses.core.ops._sorting import (
 preload_native_kernels()
 
 __all__ = [
+    "blockwise_softplus_sums",
+    "blockwise_softplus_sums_reference",
     "huber",
     "lovasz_absolute_errors",
     "lovasz_absolute_errors_reference",

@@ -16,6 +16,7 @@ import keras
 
 _NATIVE_NAMES: dict[str, frozenset[str]] = {
     "as_tensor": frozenset({"torch"}),
+    "blockwise_softplus_sums": frozenset({"torch"}),
     "softmax_cross_entropy": frozenset({"tensorflow", "torch"}),
     "sigmoid_cross_entropy": frozenset({"tensorflow", "torch"}),
     "softmax_expectation": frozenset({"jax"}),

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from dl_techniques.losses.core.ops._blockwise import logits_of
 from dl_techniques.losses.core.ops._dtypes import dtype_name
 from dl_techniques.losses.core.ops._masked import _each_output
 from dl_techniques.losses.core.ops._normalize import NORM_EPSILON
@@ -210,18 +211,26 @@ def kernels() -> dict[str, Callable[..., Any]]:
             rejected = actual.neg().add_(total).sub_(fp)
             ctx.save_for_backward(
                 labels,
+                predictions,
                 amplified,
                 weights,
                 probabilities if from_logits else None,
                 maximum_gate(missed),
                 maximum_gate(rejected),
             )
-            ctx.scale = scale
+            ctx.scale, ctx.from_logits = scale, from_logits
             return tp, missed.clamp_min(0.0), fp, rejected.clamp_min(0.0)
 
         @staticmethod
         def backward(ctx, tp, fn, fp, tn):
-            labels, amplified, weights, probabilities, fn_gate, tn_gate = ctx.saved_tensors
+            saved = ctx.saved_tensors
+            labels, predictions, amplified, weights, probabilities, fn_gate, tn_gate = saved
+            if torch.is_grad_enabled():
+                # A backward pass that is differentiated itself (create_graph):
+                # the amplified predictions again, as functions of the predictions.
+                probabilities = torch.sigmoid(predictions) if ctx.from_logits else None
+                source = predictions if probabilities is None else probabilities
+                amplified = ((source - 0.5) * ctx.scale).sigmoid()
             # FN = max(actual - TP, 0), FP = predicted - TP,
             # TN = max(total - actual - predicted + TP, 0).
             fn, tn = fn * fn_gate, tn * tn_gate
@@ -351,6 +360,56 @@ def kernels() -> dict[str, Callable[..., Any]]:
         unit = embeddings / norms.clamp_min(NORM_EPSILON)
         return torch.mm(unit, unit.T).neg_().add_(1.0)
 
+    class BlockwiseSoftplusSums(torch.autograd.Function):
+        # The rows' gradient is summed in the forward pass, block by block;
+        # the backward pass recomputes the blocks only for the columns'.
+
+        @staticmethod
+        def forward(ctx, rows, columns, scale, bias, block_size):
+            sums = rows.new_zeros(rows.shape[0])
+            row_gradient = torch.zeros_like(rows) if ctx.needs_input_grad[0] else None
+            for start in range(0, columns.shape[0], block_size):
+                block = columns[start : start + block_size]
+                logits = logits_of(rows @ block.T, scale, bias)
+                sums += functional.softplus(logits).sum(-1)
+                if row_gradient is not None:
+                    row_gradient.addmm_(logits.sigmoid_(), block)
+            ctx.save_for_backward(rows, columns, row_gradient)
+            ctx.scale, ctx.bias, ctx.block_size = scale, bias, block_size
+            return sums
+
+        @staticmethod
+        def backward(ctx, gradient):
+            rows, columns, row_gradient = ctx.saved_tensors
+            scale, bias, block_size = ctx.scale, ctx.bias, ctx.block_size
+            weights = (gradient if scale is None else gradient * scale)[:, None]
+            row_result = column_result = None
+            blocks = [
+                columns[start : start + block_size] for start in range(0, len(columns), block_size)
+            ]
+            if ctx.needs_input_grad[0]:
+                if torch.is_grad_enabled():
+                    # A backward pass that is differentiated itself (create_graph):
+                    # the row gradient again, as a function of the rows and columns.
+                    row_gradient = sum(
+                        logits_of(rows @ block.T, scale, bias).sigmoid() @ block for block in blocks
+                    )
+                row_result = row_gradient * weights
+            if ctx.needs_input_grad[1]:
+                weighted_rows = rows * weights
+                column_result = torch.cat(
+                    [
+                        logits_of(rows @ block.T, scale, bias).sigmoid().T @ weighted_rows
+                        for block in blocks
+                    ]
+                )
+            return row_result, column_result, None, None, None
+
+    def blockwise_softplus_sums(rows, columns, scale, bias, block_size):
+        rows = as_tensor(rows, None)
+        columns = as_like(columns, rows)
+        return BlockwiseSoftplusSums.apply(rows, columns, scale, bias, int(block_size))
+
     def lgamma(x):
         return torch.lgamma(as_tensor(x, None))
 
@@ -375,6 +434,7 @@ def kernels() -> dict[str, Callable[..., Any]]:
         "mean": mean,
         "safe_divide": safe_divide,
         "l2_normalize": l2_normalize,
+        "blockwise_softplus_sums": blockwise_softplus_sums,
         "softmax_cross_entropy": softmax_cross_entropy,
         "sigmoid_cross_entropy": sigmoid_cross_entropy,
         "pairwise_distances": pairwise_distances,
