@@ -139,33 +139,24 @@ class SigLIPContrastiveLoss(PerSampleLoss):
         scored against ``image``, or the transposed similarity matrix when
         ``image`` is ``None``.
         """
-
-        def block_sum(block: Any, *image: Any) -> Any:
-            # `image` is an argument, not a closure: TensorFlow's remat
-            # differentiates only with respect to the arguments.
-            if not image:
-                return self._softplus_row_sum(keras.ops.transpose(block))
-            return self._softplus_row_sum(keras.ops.matmul(image[0], keras.ops.transpose(block)))
-
-        arguments = () if image is None else (image,)
-        total_columns = columns.shape[0]
-        if self.chunk_size is None or total_columns is None or total_columns <= self.chunk_size:
+        chunk, total_columns = self.chunk_size, columns.shape[0]
+        if chunk is None or total_columns is None or total_columns <= chunk:
             # A batch size known only at run time (TensorFlow traces `fit`
             # with an unknown batch) is scored in one block: a loop over a
             # run-time block count has no gradient under XLA.
-            return block_sum(columns, *arguments)
+            similarities = keras.ops.transpose(columns)
+            if image is not None:
+                similarities = keras.ops.matmul(image, similarities)
+            return self._softplus_row_sum(similarities)
         if image is not None:
-            return ops.blockwise_softplus_sums(
-                image, columns, self.temperature, self.bias, self.chunk_size
-            )
+            return ops.blockwise_softplus_sums(image, columns, self.temperature, self.bias, chunk)
         # Recomputing each block in the backward pass keeps its (B, chunk)
-        # logits out of the saved activations, so the gradient too needs
-        # O(B * chunk) memory. The block count is static: one traced block
-        # per chunk.
-        recomputed_block_sum = keras.remat(block_sum)
+        # softplus terms out of the saved activations. The block count is
+        # static: one traced block per chunk.
+        recomputed = keras.remat(lambda block: self._softplus_row_sum(keras.ops.transpose(block)))
         total = None
-        for start in range(0, total_columns, self.chunk_size):
-            block = recomputed_block_sum(columns[start : start + self.chunk_size], *arguments)
+        for start in range(0, total_columns, chunk):
+            block = recomputed(columns[start : start + chunk])
             total = block if total is None else total + block
         return total
 
